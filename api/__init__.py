@@ -1,0 +1,1 @@
+"""The HTTP layer: ASGI middleware, routes and the problem+json error mapping."""

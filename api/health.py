@@ -1,0 +1,49 @@
+"""Health: a deep check for monitors and people, and a live check for the load balancer."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from db import health as db_health
+from db.pool import DatabaseUnavailable, lend, pool_figures
+
+VERSION = "1.0.0"
+log = logging.getLogger(__name__)
+
+
+async def health(request: Request) -> JSONResponse:
+    """200 when the database answers within HEALTH_TIMEOUT, else 503 with a short reason; never hangs."""
+    state = request.state
+    settings = state.settings
+    body = {"version": VERSION, "timestamp": datetime.now(timezone.utc).isoformat(),
+            "pool": pool_figures(state.pool), "audit": {"write_failures": state.audit_writer.failures}}
+    try:
+        async with asyncio.timeout(settings.health_timeout):
+            async with lend(state.pool, settings.health_timeout) as conn:
+                database = await db_health.probe(conn)
+    except TimeoutError:
+        reason = f"database did not answer within {settings.health_timeout:g}s"
+    except (DatabaseUnavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = f"database unavailable ({type(exc).__name__})"
+    else:
+        return JSONResponse({"status": "healthy", **body, "database": database})
+    log.warning("health check failed: %s", reason)
+    return JSONResponse({"status": "unhealthy", **body, "database": {"status": "unavailable", "reason": reason}},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
+async def live(request: Request) -> JSONResponse:
+    """200 whenever this process serves requests; touches no database (Render's healthCheckPath)."""
+    return JSONResponse({"status": "alive", "version": VERSION, "timestamp": datetime.now(timezone.utc).isoformat()})
+
+
+routes = [
+    Route("/api/v1/health", health, methods=["GET", "HEAD"]),
+    Route("/api/v1/health/live", live, methods=["GET", "HEAD"]),
+]

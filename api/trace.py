@@ -1,0 +1,17 @@
+"""Trace ids: reuse a caller's safe X-Request-ID, otherwise mint one."""
+from __future__ import annotations
+
+import re
+import uuid
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def trace_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _SAFE_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex

@@ -1,0 +1,48 @@
+"""DON Research API: composes the Starlette app (routes, middleware, lifespan) and dispatches commands.
+
+`python app.py` (or `python app.py serve`) runs the service; `python app.py --help` lists the rest.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from starlette.applications import Starlette
+
+from api import health
+from api.audit import AuditMiddleware
+from api.problems import EXCEPTION_HANDLERS
+from core.config import Settings
+from core.startup import prepare
+from db.audit import AuditWriter
+from db.pool import close, create_pool
+
+SHUTDOWN_DRAIN_SECONDS = 10
+
+
+def create_app(settings: Settings | None = None) -> AuditMiddleware:
+    """The ASGI app: the audit middleware wrapped around everything, so no response escapes it."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        dsn = await prepare(settings)
+        pool = await create_pool(settings, dsn)
+        writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max)
+        try:
+            yield {"settings": settings, "pool": pool, "audit_writer": writer}
+        finally:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
+            await close(pool)
+
+    routes = [*health.routes]
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    return AuditMiddleware(app, max_body_bytes=settings.max_body_bytes)
+
+
+if __name__ == "__main__":
+    from core.cli import main
+
+    sys.exit(main(sys.argv[1:], create_app))

@@ -1,0 +1,1 @@
+"""Pure logic and process plumbing: configuration, logging, validation, start-up, CLI."""

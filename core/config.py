@@ -1,0 +1,144 @@
+"""Settings read once from the environment at start-up, typed, and passed down explicitly."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service reads; `describe()` feeds the README table."""
+
+    database_url: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 8080
+    data_dir: Path = Path(".data")
+    pool_min: int = 2
+    pool_max: int = 10
+    acquire_timeout: float = 2.0
+    command_timeout: float = 10.0
+    connect_timeout: float = 5.0
+    startup_timeout: float = 20.0
+    health_timeout: float = 1.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    log_level: str = "INFO"
+    forwarded_allow_ips: str = "127.0.0.1"
+    audit_batch_max: int = 500
+    token_cache_seconds: float = 5.0
+    audit_retention_days: int = 90
+    rate_window_retention_days: int = 2
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        values = {}
+        for spec in ENV:
+            raw = env.get(spec.name)
+            if raw is None or raw == "":
+                continue
+            values[spec.field] = spec.parse(spec.name, raw)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.pool_min > self.pool_max:
+            raise ConfigError(f"DB_POOL_MIN ({self.pool_min}) is larger than DB_POOL_MAX ({self.pool_max})")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {self.log_level!r}")
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    field: str
+    kind: str
+    description: str
+
+    def parse(self, name: str, raw: str):
+        try:
+            return _PARSERS[self.kind](raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"{name}={_safe(name, raw)!r} is not valid: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _database_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError("must start with postgres:// or postgresql://")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError("names no host")
+    if not parts.path.strip("/"):
+        raise ValueError("names no database")
+    return raw
+
+
+_PARSERS = {
+    "url": _database_url,
+    "str": str,
+    "level": str.upper,
+    "int": _positive_int,
+    "port": _port,
+    "seconds": _positive_float,
+    "path": Path,
+}
+
+
+def _safe(name: str, raw: str) -> str:
+    """Never echo a connection string: it holds a password."""
+    return "<hidden>" if name == "DATABASE_URL" else raw
+
+
+ENV: tuple[EnvVar, ...] = (
+    EnvVar("DATABASE_URL", "database_url", "url", "PostgreSQL URL (postgres:// or postgresql://); unset = embedded PostgreSQL under DATA_DIR"),
+    EnvVar("HOST", "host", "str", "Address to listen on (default 0.0.0.0)"),
+    EnvVar("PORT", "port", "port", "Port to listen on (default 8080)"),
+    EnvVar("DATA_DIR", "data_dir", "path", "Where the embedded PostgreSQL keeps its data (default ./.data)"),
+    EnvVar("DB_POOL_MIN", "pool_min", "int", "Connections the pool keeps open (default 2)"),
+    EnvVar("DB_POOL_MAX", "pool_max", "int", "Most connections the pool opens, per process (default 10)"),
+    EnvVar("DB_ACQUIRE_TIMEOUT", "acquire_timeout", "seconds", "Longest wait for a pooled connection before 503 (default 2)"),
+    EnvVar("DB_COMMAND_TIMEOUT", "command_timeout", "seconds", "Longest a single statement may run before 503 (default 10)"),
+    EnvVar("DB_CONNECT_TIMEOUT", "connect_timeout", "seconds", "Longest a new connection may take to open (default 5)"),
+    EnvVar("DB_STARTUP_TIMEOUT", "startup_timeout", "seconds", "How long start-up retries an unreachable database, with back-off (default 20)"),
+    EnvVar("HEALTH_TIMEOUT", "health_timeout", "seconds", "Bound on the health check's database probe (default 1)"),
+    EnvVar("MAX_BODY_BYTES", "max_body_bytes", "int", "Largest request body accepted; larger gets 413 (default 67108864)"),
+    EnvVar("LOG_LEVEL", "log_level", "level", "DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)"),
+    EnvVar("FORWARDED_ALLOW_IPS", "forwarded_allow_ips", "str", "Proxies whose X-Forwarded-For is trusted for the client IP (default 127.0.0.1; '*' on Render)"),
+    EnvVar("AUDIT_BATCH_MAX", "audit_batch_max", "int", "Most audit rows written in one round trip (default 500)"),
+    EnvVar("TOKEN_CACHE_SECONDS", "token_cache_seconds", "seconds", "How long a token lookup is cached; bounds how late a revocation takes effect (default 5)"),
+    EnvVar("AUDIT_RETENTION_DAYS", "audit_retention_days", "int", "Audit rows older than this are purged by `python app.py purge` (default 90)"),
+    EnvVar("RATE_WINDOW_RETENTION_DAYS", "rate_window_retention_days", "int", "Rate-limit windows older than this are purged (default 2)"),
+)
+
+assert {spec.field for spec in ENV} == {f.name for f in fields(Settings)}, "every setting needs an environment variable"

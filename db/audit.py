@@ -1,0 +1,92 @@
+"""Audit rows: the batch insert and a group-commit writer that shares one round trip among concurrent requests."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from db import sql
+from db.pool import DatabaseUnavailable, lend
+
+INSERT_AUDIT_ROWS = sql.statement("insert_audit_rows")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One row of audit_logs, as the middleware builds it."""
+
+    occurred_at: datetime
+    institution: str
+    action: str
+    trace_id: str
+    resource_type: str | None
+    resource_id: str | None
+    ip_address: str | None
+    user_agent: str | None
+    metadata: dict = field(default_factory=dict)
+
+
+COLUMNS = ("occurred_at", "institution", "action", "trace_id", "resource_type", "resource_id",
+           "ip_address", "user_agent", "metadata")
+
+
+async def insert_rows(conn: asyncpg.Connection, rows: list[AuditRow]) -> None:
+    """Insert `rows` in one statement (its own implicit transaction: committed when it returns)."""
+    columns = [[getattr(row, name) for row in rows] for name in COLUMNS]
+    await sql.execute(conn, INSERT_AUDIT_ROWS, *columns)
+
+
+class AuditWriter:
+    """Group commit: every caller waits until its own row is committed; rows that arrive while
+    a batch is being written go together in the next batch, so the database sees one round
+    trip per batch instead of one per request."""
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, batch_max: int = 500):
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+        self._batch_max = batch_max
+        self._queue: list[tuple[AuditRow, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+        self.rows_written = 0
+        self.failures = 0
+
+    async def write(self, row: AuditRow) -> None:
+        """Return once `row` is committed; raise if it could not be written."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((row, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
+        # Shielded: a cancelled request (client gone, shutdown) still gets its row written.
+        await asyncio.shield(future)
+
+    async def _flush_all(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max:]
+            try:
+                async with lend(self._pool, self._acquire_timeout) as conn:
+                    await insert_rows(conn, [row for row, _ in batch])
+            except (DatabaseUnavailable, OSError, asyncio.TimeoutError, asyncpg.PostgresError,
+                    asyncpg.InterfaceError, ValueError, TypeError) as exc:
+                self.failures += len(batch)
+                log.error("AUDIT_WRITE_FAILED rows=%d error=%s: %s", len(batch), type(exc).__name__, exc)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(AuditWriteFailed(str(exc)))
+            else:
+                self.rows_written += len(batch)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until every queued row is written (called at shutdown before the pool closes)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+
+class AuditWriteFailed(RuntimeError):
+    """The audit row could not be committed; the response must not leave as if it had been."""

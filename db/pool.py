@@ -1,0 +1,73 @@
+"""The one asyncpg pool per process: codecs in its per-connection init, bounded acquire and statements."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import AsyncIterator
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from core.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot serve this request now (down, saturated or too slow): answered as 503."""
+
+
+def _dumps(value) -> str:
+    # allow_nan=False: jsonb rejects NaN, so fail here with a clear error instead of in the server.
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Runs once per new physical connection: jsonb as Python objects, vector via pgvector's binary codec."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+    await register_vector(conn)
+
+
+async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
+    """Open the pool; raises if the database cannot be reached or pgvector is missing."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=settings.pool_min,
+        max_size=settings.pool_max,
+        init=init_connection,
+        command_timeout=settings.command_timeout,
+        timeout=settings.connect_timeout,
+        server_settings={"application_name": "don-research-api", "TimeZone": "UTC"},
+    )
+
+
+@contextlib.asynccontextmanager
+async def lend(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+    """Borrow a connection for one request; a saturated or unreachable database raises DatabaseUnavailable."""
+    try:
+        conn = await pool.acquire(timeout=timeout)
+    except asyncio.TimeoutError:
+        raise DatabaseUnavailable("no database connection became free in time") from None
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+            asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"database unreachable ({type(exc).__name__})") from None
+    try:
+        yield conn
+    finally:
+        await pool.release(conn)
+
+
+async def close(pool: asyncpg.Pool, timeout: float = 10.0) -> None:
+    """Close the pool, bounded: a wedged connection is terminated rather than waited on forever."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except (asyncio.TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        log.warning("pool did not close cleanly within %ss (%s); terminating it", timeout, type(exc).__name__)
+        pool.terminate()
+
+
+def pool_figures(pool: asyncpg.Pool) -> dict:
+    return {"size": pool.get_size(), "idle": pool.get_idle_size(), "max": pool.get_max_size()}
