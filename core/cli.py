@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import signal
 import sys
 from typing import Callable
 
@@ -51,6 +52,9 @@ def main(argv: list[str], create_app: Callable) -> int:
 def serve(settings: Settings, create_app: Callable) -> int:
     import uvicorn
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally then lets the
+    # embedded PostgreSQL's exit hook stop the server this process started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     dsn = asyncio.run(prepare(settings))
     # Later checks in the lifespan reuse the server just started instead of starting another.
     settings = dataclasses.replace(settings, database_url=dsn)

@@ -1,0 +1,236 @@
+"""The audit middleware: one row per request whatever happens, nothing secret in it, fail closed."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from api import health
+from api.audit import AuditMiddleware
+from api.problems import EXCEPTION_HANDLERS
+from core import logs
+from core.validation import InvalidInput
+from db.audit import AuditWriter
+from db.pool import create_pool
+from tests import pg
+from tests.conftest import TEST_CLIENT, audit_rows
+
+LIMIT = 1024
+
+
+async def echo(request: Request) -> JSONResponse:
+    body = await request.body()
+    return JSONResponse({"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+
+
+async def boom(request: Request):
+    raise RuntimeError("kaboom: internal detail that must not leak")
+
+
+async def invalid(request: Request):
+    raise InvalidInput("/vector/3", "must be a finite number")
+
+
+async def stream(request: Request) -> StreamingResponse:
+    async def chunks():
+        for i in range(5):
+            yield f"chunk-{i}\n".encode()
+            await asyncio.sleep(0)
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+async def logs_trace(request: Request) -> JSONResponse:
+    logging.getLogger("tests.handler").warning("inside the handler")
+    return JSONResponse({"trace": logs.trace_id_var.get()})
+
+
+def tiny_app(settings, writer_state: dict) -> AuditMiddleware:
+    routes = [Route("/echo", echo, methods=["POST"]), Route("/boom", boom), Route("/invalid", invalid),
+              Route("/stream", stream), Route("/logs", logs_trace), *health.routes]
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    return AuditMiddleware(app, max_body_bytes=LIMIT)
+
+
+@pytest.fixture(scope="module")
+async def audited(settings, pool):
+    """A tiny app wired to the real audit writer and the migrated database."""
+    state = {"settings": settings, "pool": pool, "audit_writer": AuditWriter(pool, 2.0)}
+    app = tiny_app(settings, state)
+
+    async def with_state(scope, receive, send):
+        scope["state"] = dict(state)
+        await app(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=with_state, client=TEST_CLIENT, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        yield client
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/api/v1/health/live", 200),
+    ("GET", "/nowhere", 404),
+    ("DELETE", "/api/v1/health/live", 405),
+    ("GET", "/invalid", 422),
+    ("GET", "/boom", 500),
+])
+async def test_each_request_leaves_exactly_one_row(audited, pool, trace_id, method, path, status):
+    response = await audited.request(method, path + "?page=2", headers={"X-Request-ID": trace_id, "User-Agent": "ua/1"})
+    assert response.status_code == status
+    assert response.headers["x-trace-id"] == trace_id
+    rows = await audit_rows(pool, trace_id)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["action"] == f"{method} {path}"
+    assert (row["institution"], row["resource_type"], row["resource_id"]) == ("anonymous", "http_request", path)
+    assert str(row["ip_address"]) == TEST_CLIENT[0]
+    assert row["user_agent"] == "ua/1"
+    meta = row["metadata"]
+    assert set(meta) >= {"method", "endpoint", "query", "status_code", "response_time_ms", "request_bytes",
+                         "response_bytes", "request_sha256", "content_type"}
+    assert (meta["method"], meta["endpoint"], meta["query"], meta["status_code"]) == (method, path, "page=2", status)
+    assert meta["response_bytes"] == len(response.content)
+    if status >= 400:
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["status"] == status and problem["trace_id"] == trace_id
+        assert {"type", "title", "detail"} <= set(problem)
+
+
+async def test_a_500_leaks_no_stack_trace(audited, trace_id):
+    response = await audited.get("/boom", headers={"X-Request-ID": trace_id})
+    assert response.status_code == 500
+    assert "kaboom" not in response.text and "Traceback" not in response.text
+
+
+async def test_the_handler_sees_the_exact_body_and_the_row_keeps_only_its_digest(audited, pool, trace_id):
+    body = b'{"vector": [0.25, 1e-3, 3], "secret_gene": "BRCA1"}' + bytes(range(256)) * 2
+    response = await audited.post("/echo", content=body, headers={"X-Request-ID": trace_id,
+                                                                   "Content-Type": "application/json"})
+    assert response.json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    [row] = await audit_rows(pool, trace_id)
+    assert row["metadata"]["request_bytes"] == len(body)
+    assert row["metadata"]["request_sha256"] == hashlib.sha256(body).hexdigest()
+    assert row["metadata"]["content_type"] == "application/json"
+    assert "BRCA1" not in json.dumps(row, default=str)
+
+
+async def test_no_authorization_value_or_query_secret_reaches_the_table(audited, pool, trace_id):
+    secret = "donr_this-is-a-secret-token-value"
+    await audited.get(f"/api/v1/health/live?token={secret}&x=1",
+                      headers={"X-Request-ID": trace_id, "Authorization": f"Bearer {secret}", "Cookie": f"s={secret}"})
+    assert await pool.fetchval("SELECT count(*) FROM audit_logs WHERE audit_logs::text LIKE '%' || $1 || '%'", secret) == 0
+    [row] = await audit_rows(pool, trace_id)
+    assert row["metadata"]["query"] == "token=REDACTED&x=1"
+
+
+async def test_streaming_responses_still_stream_and_are_audited(audited, pool, trace_id):
+    async with audited.stream("GET", "/stream", headers={"X-Request-ID": trace_id}) as response:
+        chunks = [chunk async for chunk in response.aiter_bytes()]
+    assert b"".join(chunks) == b"".join(f"chunk-{i}\n".encode() for i in range(5))
+    [row] = await audit_rows(pool, trace_id)
+    assert row["metadata"]["status_code"] == 200 and row["metadata"]["response_bytes"] == 40
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_an_oversize_body_gets_413_and_a_row(audited, pool, trace_id, chunked):
+    big = b"x" * (LIMIT + 1)
+
+    async def pieces():
+        for i in range(0, len(big), 100):
+            yield big[i:i + 100]
+
+    content = pieces() if chunked else big
+    response = await audited.post("/echo", content=content, headers={"X-Request-ID": trace_id})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    [row] = await audit_rows(pool, trace_id)
+    assert row["metadata"]["status_code"] == 413
+
+
+@pytest.mark.parametrize("given, reused", [("abc-123_X.y:z", True), ("bad id with spaces", False),
+                                           ("x" * 129, False), ("ok" * 64, True)])
+async def test_a_safe_request_id_is_reused_and_an_unsafe_one_replaced(audited, given, reused):
+    response = await audited.get("/api/v1/health/live", headers={"X-Request-ID": given})
+    assert (response.headers["x-trace-id"] == given) is reused
+    assert len(response.headers["x-trace-id"]) <= 128
+
+
+async def test_log_lines_carry_the_trace_id(audited, trace_id, caplog):
+    caplog.handler.addFilter(logs._TraceIdFilter())
+    with caplog.at_level(logging.WARNING, logger="tests.handler"):
+        response = await audited.get("/logs", headers={"X-Request-ID": trace_id})
+    assert response.json() == {"trace": trace_id}
+    assert [r.trace_id for r in caplog.records if r.name == "tests.handler"] == [trace_id]
+
+
+async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id):
+    """Drive the ASGI app directly: the client goes away while the handler waits for the body."""
+    state = {"settings": settings, "pool": pool, "audit_writer": AuditWriter(pool, 2.0)}
+    app = tiny_app(settings, state)
+    scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo", "query_string": b"",
+             "headers": [(b"x-request-id", trace_id.encode())], "client": TEST_CLIENT, "server": ("t", 80),
+             "scheme": "http", "http_version": "1.1", "root_path": "", "state": state}
+    messages = iter([{"type": "http.request", "body": b"part", "more_body": True}, {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    with pytest.raises(Exception):
+        await app(scope, receive, send)  # Starlette raises ClientDisconnect out of request.body()
+    [row] = await audit_rows(pool, trace_id)
+    assert row["metadata"]["status_code"] == 499
+
+
+@pytest.fixture(scope="module")
+async def broken_writer_client(settings, server_url):
+    """An app whose audit writer points at a database with no audit_logs table: every insert fails."""
+    url = pg.create_database(server_url, prefix="don_noaudit")
+    conn = await asyncpg.connect(url)
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS vector; CREATE TABLE _yoyo_migration (migration_id text, applied_at_utc timestamp)")
+    await conn.close()
+    broken_pool = await create_pool(settings, url)
+    state = {"settings": settings, "pool": broken_pool, "audit_writer": AuditWriter(broken_pool, 2.0)}
+    app = tiny_app(settings, state)
+
+    async def with_state(scope, receive, send):
+        scope["state"] = dict(state)
+        await app(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=with_state, client=TEST_CLIENT, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        yield client, state["audit_writer"]
+    await broken_pool.close()
+
+
+async def test_a_failing_audit_insert_yields_503_not_the_response(broken_writer_client, caplog):
+    client, writer = broken_writer_client
+    with caplog.at_level(logging.ERROR):
+        response = await client.post("/echo", content=b"data")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "sha256" not in response.text
+    assert any("AUDIT_WRITE_FAILED" in r.getMessage() for r in caplog.records)
+    assert writer.failures >= 1
+
+
+async def test_health_paths_answer_even_when_their_row_cannot_be_written(broken_writer_client):
+    client, writer = broken_writer_client
+    before = writer.failures
+    live = await client.get("/api/v1/health/live")
+    deep = await client.get("/api/v1/health")
+    assert live.status_code == 200
+    assert deep.status_code == 200 and deep.json()["status"] == "healthy"
+    assert writer.failures == before + 2
