@@ -43,8 +43,9 @@ def parse_params(body_params: Any, pointer: str = "/params") -> CompressionParam
     return CompressionParams(mode=mode, evr_target=evr, max_k=max_k)
 
 
-def parse_gene_names(gene_names: Any, pointer: str = "/gene_names", max_count: int = MAX_GENES) -> list[str]:
+def parse_gene_names(gene_names: Any, pointer: str = "/gene_names", max_count: int | None = None) -> list[str]:
     """A non-empty list of unique non-empty strings (each at most 200 characters)."""
+    max_count = MAX_GENES if max_count is None else max_count
     if not isinstance(gene_names, list) or not gene_names:
         raise InvalidInput(pointer, "must be a non-empty list of gene names")
     if len(gene_names) > max_count:

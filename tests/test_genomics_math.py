@@ -1,0 +1,378 @@
+"""Pure-maths tests for core.genomics / core.expression_input: no database, no HTTP, no timing."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from core import expression_input
+from core.genomics import (Basis, CompressionParams, basis_from, cluster, compress, default_cluster_count,
+                           encode_markers, parse_expression, parse_params, project)
+from core.validation import InvalidInput
+
+
+def counts(n_cells: int = 60, n_genes: int = 25, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rates = rng.uniform(0.2, 6.0, n_genes)  # genes differ in depth, like real data
+    return rng.poisson(rates, (n_cells, n_genes)).astype(np.float64)
+
+
+def cell_types(per_type: int = 40, seed: int = 1) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Three cell types, each with its own 4 marker genes on top of 12 shared background genes."""
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in range(24)]
+    rows, types = [], []
+    for t in range(3):
+        rates = np.full(24, 1.0)
+        rates[12 + 4 * t:16 + 4 * t] = 30.0
+        rows.append(rng.poisson(rates, (per_type, 24)))
+        types += [t] * per_type
+    return genes, np.vstack(rows).astype(np.float64), np.array(types)
+
+
+def fixed(k: int, max_k: int = 256) -> CompressionParams:
+    return CompressionParams(mode="fixed_k", evr_target=0.9, max_k=max_k)
+
+
+# --- compress ---------------------------------------------------------------------------------
+
+def test_compress_is_deterministic_bit_for_bit():
+    x = counts()
+    a = compress(x, 10, fixed(10), seed=7)
+    b = compress(x.copy(), 10, fixed(10), seed=7)
+    for field in ("vectors", "components", "gene_means", "singular_values"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert a.stats() == b.stats()
+    assert a.seed == 7
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 24])
+def test_fixed_k_returns_k_dimensions(k):
+    result = compress(counts(), k, fixed(k))
+    assert result.vectors.shape == (60, k)
+    assert result.components.shape == (k, 25)
+    assert result.achieved_dimensions == k
+    assert result.requested_dimensions == k
+    assert result.original_dimensions == 25
+    assert result.rank_cap_reason == "compression_target"
+
+
+@pytest.mark.parametrize("evr", [0.3, 0.6, 0.9, 1.0])
+def test_auto_evr_reaches_target_with_fewest_components(evr):
+    result = compress(counts(), 25, CompressionParams("auto_evr", evr, 256))
+    assert result.rank_cap_reason == "evr_target"
+    assert result.explained_variance_total >= evr - 1e-9
+    assert sum(result.explained_variance_ratio[:-1]) < evr  # one component fewer would fall short
+
+
+@pytest.mark.parametrize("mode, target, evr, max_k, shape, reason, k", [
+    ("fixed_k", 5, 0.9, 256, (40, 30), "compression_target", 5),
+    ("fixed_k", 20, 0.9, 4, (40, 30), "max_k", 4),
+    ("fixed_k", 50, 0.9, 256, (10, 30), "rank", 9),
+    ("fixed_k", 50, 0.9, 256, (40, 6), "rank", 6),
+    ("auto_evr", 30, 0.2, 256, (40, 30), "evr_target", None),
+    ("auto_evr", 2, 1.0, 256, (40, 30), "compression_target", 2),
+    ("auto_evr", 30, 1.0, 3, (40, 30), "max_k", 3),
+    # Centred data has all its variance within the rank, so in auto_evr mode the rank bound can only tie
+    # with evr_target, and ties go to evr_target (the target was met).
+    ("auto_evr", 50, 1.0, 256, (8, 30), "evr_target", 7),
+])
+def test_each_cap_reason_is_reachable(mode, target, evr, max_k, shape, reason, k):
+    result = compress(counts(*shape), target, CompressionParams(mode, evr, max_k))
+    assert result.rank_cap_reason == reason
+    if k is not None:
+        assert result.achieved_dimensions == k
+
+
+def test_rank_cap_with_fewer_cells_than_target():
+    result = compress(counts(6, 50), 20, fixed(20))
+    assert (result.achieved_dimensions, result.available_rank, result.rank_cap_reason) == (5, 5, "rank")
+
+
+def test_numerical_rank_caps_k_for_low_rank_data():
+    rng = np.random.default_rng(3)
+    log = 2.0 + 0.5 * np.outer(rng.random(30), rng.random(12)) + 0.5 * np.outer(rng.random(30), rng.random(12))
+    result = compress(np.expm1(log), 10, fixed(10))
+    assert (result.achieved_dimensions, result.rank_cap_reason) == (2, "rank")
+
+
+def test_full_rank_vectors_reconstruct_centred_log_data():
+    x = counts(20, 12)
+    result = compress(x, 12, fixed(12))
+    assert result.achieved_dimensions == 12
+    rebuilt = result.vectors @ result.components + result.gene_means
+    np.testing.assert_allclose(rebuilt, np.log1p(x), atol=1e-10)
+    np.testing.assert_allclose(result.gene_means, np.log1p(x).mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(result.components @ result.components.T, np.eye(12), atol=1e-10)
+
+
+def test_sign_convention_largest_loading_positive_and_stable_under_cell_order():
+    x = counts()
+    a = compress(x, 6, fixed(6))
+    rows = np.arange(6)
+    assert (a.components[rows, np.abs(a.components).argmax(axis=1)] > 0).all()
+    order = np.random.default_rng(5).permutation(x.shape[0])
+    b = compress(x[order], 6, fixed(6))
+    np.testing.assert_allclose(b.components, a.components, atol=1e-10)
+    np.testing.assert_allclose(b.vectors, a.vectors[order], atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_explained_variance_is_a_non_increasing_fraction(seed):
+    result = compress(counts(seed=seed), 25, fixed(25))
+    ratios = np.array(result.explained_variance_ratio)
+    assert (ratios >= 0).all() and (np.diff(ratios) <= 1e-15).all()
+    assert math.isclose(result.explained_variance_total, ratios.sum(), abs_tol=1e-12)
+    assert result.explained_variance_total <= 1.0
+    assert np.isfinite(result.vectors).all()
+    json.dumps(result.stats())  # the summary must be JSON-serialisable as is
+
+
+@pytest.mark.parametrize("matrix", [[[3, 1, 4]] * 5, [[2, 7]]], ids=["identical-rows", "single-cell"])
+def test_zero_variance_is_rejected(matrix):
+    with pytest.raises(InvalidInput) as err:
+        compress(np.array(matrix, dtype=float), 2, fixed(2))
+    assert err.value.pointer == "/expression_matrix"
+    assert "no variance" in err.value.detail
+
+
+@pytest.mark.parametrize("target, seed, pointer", [(0, 0, "/compression_target"), (True, 0, "/compression_target"),
+                                                   (3, -1, "/seed"), (3, 1.5, "/seed")])
+def test_compress_rejects_bad_target_and_seed(target, seed, pointer):
+    with pytest.raises(InvalidInput) as err:
+        compress(counts(), target, None, seed)
+    assert err.value.pointer == pointer
+
+
+# --- input validation -------------------------------------------------------------------------
+
+GENES = ["a", "b", "c"]
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("genes, matrix, pointer", [
+    (GENES, [[1, 2, 3], [1, 2]], "/expression_matrix/1"),
+    (GENES, [[1, 2, 3], [1, 2, 3, 4], [1, 2]], "/expression_matrix/1"),
+    (GENES, [[1, 2], [3, 4]], "/expression_matrix/0"),
+    (GENES, [[1, 2, 3], [1, NAN, 3]], "/expression_matrix/1/1"),
+    (GENES, [[1, 2, 3], [1, 2, INF]], "/expression_matrix/1/2"),
+    (GENES, [[1, 2, 3], [1, 2, -INF]], "/expression_matrix/1/2"),
+    (GENES, [[1, True, 3], [1, 2, 3]], "/expression_matrix/0/1"),
+    (GENES, [[1, 2, 3], [False, 2, 3]], "/expression_matrix/1/0"),
+    (GENES, [[1, 2, "3"], [1, 2, 3]], "/expression_matrix/0/2"),
+    (GENES, [[1, 2, 3], [None, 2, 3]], "/expression_matrix/1/0"),
+    (GENES, [[1, 2, 3], [1, [2], 3]], "/expression_matrix/1/1"),
+    (GENES, [[1, 2, 3], [1, -0.5, 3]], "/expression_matrix/1/1"),
+    (GENES, [[1, 2, 10**400], [1, 2, 3]], "/expression_matrix/0/2"),
+    (GENES, [[1, -1, 3], [True, 2, 3]], "/expression_matrix/0/1"),  # first bad element wins across kinds
+    (GENES, [], "/expression_matrix"),
+    (GENES, None, "/expression_matrix"),
+    (GENES, [[]], "/expression_matrix/0"),
+    (GENES, [[1, 2, 3], "123"], "/expression_matrix/1"),
+    ([], [[1]], "/gene_names"),
+    ("abc", [[1]], "/gene_names"),
+    (["a", "b", "a"], [[1, 2, 3]], "/gene_names/2"),
+    (["a", ""], [[1, 2]], "/gene_names/1"),
+    (["a", 5], [[1, 2]], "/gene_names/1"),
+    (["x" * 201], [[1]], "/gene_names/0"),
+], ids=["ragged", "ragged-long-then-short", "wrong-length", "nan", "inf", "minus-inf", "bool-true", "bool-false",
+        "string", "none", "nested-list", "negative", "huge-int", "first-bad-wins", "empty-matrix", "null-matrix",
+        "empty-row", "row-not-list", "empty-genes", "genes-not-list", "duplicate-genes", "empty-gene-name",
+        "gene-not-string", "gene-name-too-long"])
+def test_bad_expression_input_names_the_field(genes, matrix, pointer):
+    with pytest.raises(InvalidInput) as err:
+        parse_expression(genes, matrix)
+    assert err.value.pointer == pointer
+    assert err.value.status == 422
+
+
+def test_messages_say_what_is_wrong():
+    def detail(genes, matrix):
+        with pytest.raises(InvalidInput) as err:
+            parse_expression(genes, matrix)
+        return err.value.detail
+
+    assert detail(GENES, [[1, 2], [3, 4]]) == "row 0 has 2 values but gene_names has 3"
+    assert "expected 3" in detail(GENES, [[1, 2, 3], [1, 2]]) and "has 2" in detail(GENES, [[1, 2, 3], [1, 2]])
+    assert "'a'" in detail(["a", "b", "a"], [[1, 2, 3]])
+    assert "boolean" in detail(GENES, [[1, True, 3]])
+    assert "negative" in detail(GENES, [[1, -2, 3]])
+
+
+def test_pointer_prefix_is_prepended():
+    with pytest.raises(InvalidInput) as err:
+        parse_expression(GENES, [[1, 2, 3], [1, NAN, 3]], pointer_prefix="/data")
+    assert err.value.pointer == "/data/expression_matrix/1/1"
+
+
+@pytest.mark.parametrize("limit, value, genes, rows, pointer", [
+    ("MAX_VALUES", 5, 3, 2, "/expression_matrix"),
+    ("MAX_CELLS", 1, 3, 2, "/expression_matrix"),
+    ("MAX_GENES", 2, 3, 2, "/gene_names"),
+])
+def test_size_guard(monkeypatch, limit, value, genes, rows, pointer):
+    monkeypatch.setattr(expression_input, limit, value)
+    with pytest.raises(InvalidInput) as err:
+        parse_expression([f"g{i}" for i in range(genes)], [[1] * genes] * rows)
+    assert err.value.pointer == pointer
+    assert "at most" in err.value.detail
+
+
+def test_valid_input_becomes_float64():
+    genes, values = parse_expression(["a", "b"], [[0, 1.5], [2, 0.0]])
+    assert genes == ["a", "b"]
+    assert values.dtype == np.float64 and values.tolist() == [[0.0, 1.5], [2.0, 0.0]]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (None, CompressionParams("auto_evr", 0.9, 256)),
+    ({}, CompressionParams("auto_evr", 0.9, 256)),
+    ({"mode": "fixed_k", "max_k": 10}, CompressionParams("fixed_k", 0.9, 10)),
+    ({"evr_target": 1}, CompressionParams("auto_evr", 1.0, 256)),
+])
+def test_params_defaults_and_values(raw, expected):
+    assert parse_params(raw) == expected
+
+
+@pytest.mark.parametrize("raw, pointer", [
+    ({"speed": 1}, "/params/speed"), ([], "/params"), ({"mode": "pca"}, "/params/mode"),
+    ({"evr_target": 0}, "/params/evr_target"), ({"evr_target": 1.5}, "/params/evr_target"),
+    ({"evr_target": "0.5"}, "/params/evr_target"), ({"max_k": 0}, "/params/max_k"),
+    ({"max_k": 2001}, "/params/max_k"), ({"max_k": True}, "/params/max_k"), ({"max_k": 2.0}, "/params/max_k"),
+])
+def test_bad_params_name_the_field(raw, pointer):
+    with pytest.raises(InvalidInput) as err:
+        parse_params(raw)
+    assert err.value.pointer == pointer
+
+
+# --- basis, projection, marker queries --------------------------------------------------------
+
+def trained(x=None, genes=None, k=6):
+    x = counts() if x is None else x
+    genes = [f"G{i}" for i in range(x.shape[1])] if genes is None else genes
+    result = compress(x, k, fixed(k))
+    return x, genes, result, basis_from(result, genes, np.log1p(x))
+
+
+def test_basis_json_round_trip_is_exact():
+    _, _, _, basis = trained()
+    again = Basis.from_json(json.loads(json.dumps(basis.to_json())))
+    assert again.gene_names == basis.gene_names and again.dimensions == basis.dimensions == 6
+    for field in ("gene_means", "components", "gene_high"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(basis, field))
+
+
+def test_project_training_cells_equals_compression_vectors():
+    x, genes, result, basis = trained()
+    np.testing.assert_allclose(project(basis, genes, x), result.vectors, rtol=0, atol=1e-12)
+
+
+def test_project_accepts_reordered_extra_and_missing_genes():
+    x, genes, result, basis = trained()
+    order = np.random.default_rng(2).permutation(len(genes))
+    shuffled = project(basis, [genes[i] for i in order] + ["NOT_IN_BASIS"],
+                       np.hstack([x[:, order], np.full((x.shape[0], 1), 99.0)]))
+    np.testing.assert_allclose(shuffled, result.vectors, atol=1e-12)
+    # Dropping gene 3 equals setting it to the basis mean (log1p value = mean).
+    filled = x.copy()
+    filled[:, 3] = np.expm1(basis.gene_means[3])
+    dropped = project(basis, genes[:3] + genes[4:], np.delete(x, 3, axis=1))
+    np.testing.assert_allclose(dropped, project(basis, genes, filled), atol=1e-10)
+
+
+def test_project_with_no_shared_genes_is_rejected():
+    _, _, _, basis = trained()
+    with pytest.raises(InvalidInput) as err:
+        project(basis, ["X1", "X2"], np.ones((2, 2)))
+    assert err.value.pointer == "/gene_names"
+
+
+def test_marker_query_points_at_the_cells_expressing_the_markers():
+    genes, x, types = cell_types()
+    _, _, result, basis = trained(x, genes, k=5)
+    for t in range(3):
+        vector, unknown = encode_markers(basis, genes[12 + 4 * t:16 + 4 * t])
+        assert unknown == []
+        cosine = result.vectors @ vector / (np.linalg.norm(result.vectors, axis=1) * np.linalg.norm(vector))
+        assert (types[np.argsort(-cosine)[:20]] == t).all()
+
+
+def test_marker_query_for_a_rare_cell_type_points_at_it():
+    rng = np.random.default_rng(4)
+    x = rng.poisson(2.0, (200, 10)).astype(float)
+    x[:4, 9] = 50.0  # gene G9 is expressed in 2% of cells only, so its 95th percentile is 0
+    x[4:, 9] = 0.0
+    _, genes, result, basis = trained(x, k=5)
+    vector, _ = encode_markers(basis, ["G9"])
+    assert set(np.argsort(-(result.vectors @ vector))[:4]) == {0, 1, 2, 3}
+
+
+def test_marker_query_reports_unknown_genes_and_ignores_duplicates():
+    _, _, _, basis = trained()
+    vector, unknown = encode_markers(basis, ["G1", "NOPE", "G2", "G1", "ALSO_NOPE"])
+    assert unknown == ["NOPE", "ALSO_NOPE"]
+    np.testing.assert_array_equal(vector, encode_markers(basis, ["G1", "G2"])[0])
+    assert vector.shape == (6,) and np.isfinite(vector).all()
+
+
+@pytest.mark.parametrize("markers", [[], None, ["NOPE"], ["NOPE", "ALSO_NOPE"], ["G1", 3]],
+                         ids=["empty", "not-a-list", "unknown", "all-unknown", "non-string"])
+def test_bad_marker_lists_are_rejected(markers):
+    _, _, _, basis = trained()
+    with pytest.raises(InvalidInput) as err:
+        encode_markers(basis, markers)
+    assert err.value.pointer.startswith("/gene_names")
+
+
+def test_markers_that_never_vary_are_rejected():
+    x = counts()
+    x[:, 4] = 3.0  # gene G4 is constant
+    _, _, _, basis = trained(x)
+    with pytest.raises(InvalidInput) as err:
+        encode_markers(basis, ["G4"])
+    assert err.value.pointer == "/gene_names" and "do not vary" in err.value.detail
+
+
+# --- clustering -------------------------------------------------------------------------------
+
+def blobs(seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0, 0.0], [20.0, 0.0, 5.0], [0.0, 20.0, -5.0]])
+    truth = np.repeat(np.arange(3), 50)
+    return centres[truth] + rng.normal(0, 1.0, (150, 3)), truth
+
+
+def test_kmeans_is_deterministic_for_a_seed():
+    x, _ = blobs()
+    a_labels, a_centroids = cluster(x, 4, seed=11)
+    b_labels, b_centroids = cluster(x.copy(), 4, seed=11)
+    np.testing.assert_array_equal(a_labels, b_labels)
+    np.testing.assert_array_equal(a_centroids, b_centroids)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_kmeans_recovers_three_separated_blobs(seed):
+    x, truth = blobs(seed)
+    labels, centroids = cluster(x, 3, seed=seed)
+    assert centroids.shape == (3, 3)
+    # Same partition up to renaming: each true blob maps to exactly one label and vice versa.
+    pairs = set(zip(truth.tolist(), labels.tolist()))
+    assert len(pairs) == 3 and len({p[1] for p in pairs}) == 3
+    for label in range(3):
+        np.testing.assert_allclose(centroids[label], x[labels == label].mean(axis=0))
+
+
+def test_kmeans_caps_clusters_at_cell_count_and_handles_duplicates():
+    x = np.array([[1.0, 1.0], [1.0, 1.0], [5.0, 5.0]])
+    labels, centroids = cluster(x, 10, seed=0)
+    assert centroids.shape == (3, 2) and labels.shape == (3,)
+    assert labels[0] == labels[1] or np.array_equal(centroids[labels[0]], centroids[labels[1]])
+    assert np.isfinite(centroids).all()
+
+
+@pytest.mark.parametrize("n_cells, expected", [(0, 1), (1, 1), (2, 1), (8, 2), (200, 10), (5000, 50), (10**6, 50)])
+def test_default_cluster_count(n_cells, expected):
+    assert default_cluster_count(n_cells) == expected
