@@ -9,12 +9,16 @@ import contextlib
 import sys
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
-from api import health
+from api import audit_trail, health, usage
 from api.audit import AuditMiddleware
+from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
+from api.ratelimit import RateLimitMiddleware
 from api.problems import EXCEPTION_HANDLERS
 from core.config import Settings
 from core.startup import prepare
+from core.ttl_cache import TTLCache
 from db.audit import AuditWriter
 from db.pool import close, create_pool
 
@@ -31,14 +35,17 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         pool = await create_pool(settings, dsn)
         writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max)
         try:
-            yield {"settings": settings, "pool": pool, "audit_writer": writer}
+            yield {"settings": settings, "pool": pool, "audit_writer": writer,
+                   "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES)}
         finally:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
             await close(pool)
 
-    routes = [*health.routes]
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    routes = [*health.routes, *usage.routes, *audit_trail.routes]
+    # Order matters: authenticate first, then count the request against the caller's quota.
+    middleware = [Middleware(AuthMiddleware), Middleware(RateLimitMiddleware)]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     return AuditMiddleware(app, max_body_bytes=settings.max_body_bytes)
 
 

@@ -71,14 +71,18 @@ async def on_http_exception(request: Request, exc: HTTPException) -> Response:
 
 async def on_invalid_input(request: Request, exc: InvalidInput) -> Response:
     return problem_response(exc.status, exc.detail, trace_id_of(request),
-                            errors=[{"pointer": exc.pointer, "detail": exc.detail}],
+                            errors=[exc.error_item()],
                             kind="invalid-input" if exc.status == 422 else None)
 
 
-async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+def unavailable_response(exc: Exception, trace_id: str | None) -> Response:
     log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-    return problem_response(503, "the database is unavailable; try again shortly", trace_id_of(request),
+    return problem_response(503, "the database is unavailable; try again shortly", trace_id,
                             headers={"Retry-After": "2"})
+
+
+async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+    return unavailable_response(exc, trace_id_of(request))
 
 
 async def on_unique_violation(request: Request, exc: asyncpg.UniqueViolationError) -> Response:

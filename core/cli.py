@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Callable
 
-from core import logs
+from core import admin, logs
 from core.config import ConfigError, Settings
 from core.startup import StartupError, describe, prepare, resolve_database, wait_for_database
 from db import migrations
@@ -18,12 +18,50 @@ log = logging.getLogger("don")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python app.py", description="DON Research API")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _OneLineParser(prog="python app.py", description="DON Research API")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     commands.add_parser("serve", help="run the HTTP service (the default)")
     migrate = commands.add_parser("migrate", help="apply pending migrations (under yoyo's lock)")
     migrate.add_argument("--rollback", action="store_true", help="undo the last applied migration instead")
+
+    institution = commands.add_parser("institution", help="add, list or disable institutions")
+    inst = institution.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = inst.add_parser("add", help="add an institution")
+    add.add_argument("slug")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument("--tier", default="academic", choices=admin.TIERS)
+    add.add_argument("--hourly-limit", type=_positive, default=1000, help="requests per UTC hour (default 1000)")
+    inst.add_parser("list", help="list institutions")
+    disable = inst.add_parser("disable", help="disable an institution (its tokens get 403)")
+    disable.add_argument("slug")
+
+    token = commands.add_parser("token", help="issue, list or revoke API tokens")
+    tok = token.add_subparsers(dest="action", metavar="ACTION", required=True)
+    issue = tok.add_parser("issue", help="issue a token; prints it alone on stdout, once")
+    issue.add_argument("slug")
+    issue.add_argument("--label", default="", help="what the token is for")
+    listing = tok.add_parser("list", help="list an institution's tokens")
+    listing.add_argument("slug")
+    revoke = tok.add_parser("revoke", help="revoke a token by its public prefix")
+    revoke.add_argument("prefix")
+
+    purge = commands.add_parser("purge", help="delete audit rows and rate-limit windows past retention")
+    purge.add_argument("--audit-days", type=_positive, help="override AUDIT_RETENTION_DAYS")
+    purge.add_argument("--window-days", type=_positive, help="override RATE_WINDOW_RETENTION_DAYS")
     return parser
+
+
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {raw!r}")
+    return int(raw)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line, like every other failure of the command line."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 
 def main(argv: list[str], create_app: Callable) -> int:
@@ -34,19 +72,20 @@ def main(argv: list[str], create_app: Callable) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    # Admin commands speak through their own output; routine log lines would only clutter it.
+    quiet = args.command not in (None, "serve") and settings.log_level in ("DEBUG", "INFO")
+    logs.configure("WARNING" if quiet else settings.log_level)
     try:
         if args.command in (None, "serve"):
             return serve(settings, create_app)
         if args.command == "migrate":
             return asyncio.run(migrate(settings, rollback=args.rollback))
-    except StartupError as exc:
+        return asyncio.run(run_admin(settings, args))
+    except (StartupError, admin.AdminError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    parser.error(f"unknown command {args.command}")
-    return 2
 
 
 def serve(settings: Settings, create_app: Callable) -> int:
@@ -84,3 +123,33 @@ async def migrate(settings: Settings, rollback: bool) -> int:
         applied = await asyncio.to_thread(migrations.apply, dsn)
         print(f"applied: {', '.join(applied) or 'nothing (schema is current)'}")
     return 0
+
+
+async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    dsn = await prepare(settings)
+    conn = await asyncpg.connect(dsn, timeout=settings.connect_timeout, command_timeout=settings.command_timeout)
+    try:
+        await _dispatch(conn, settings, args)
+    finally:
+        await conn.close()
+    return 0
+
+
+async def _dispatch(conn, settings: Settings, args: argparse.Namespace) -> None:
+    key = (args.command, getattr(args, "action", None))
+    if key == ("institution", "add"):
+        await admin.institution_add(conn, args.slug, args.name, args.tier, args.hourly_limit)
+    elif key == ("institution", "list"):
+        await admin.institution_list(conn)
+    elif key == ("institution", "disable"):
+        await admin.institution_disable(conn, args.slug)
+    elif key == ("token", "issue"):
+        await admin.token_issue(conn, args.slug, args.label)
+    elif key == ("token", "list"):
+        await admin.token_list(conn, args.slug)
+    elif key == ("token", "revoke"):
+        await admin.token_revoke(conn, args.prefix, settings)
+    elif key == ("purge", None):
+        await admin.purge(conn, settings, args.audit_days, args.window_days)

@@ -9,11 +9,20 @@ from typing import Any
 class InvalidInput(ValueError):
     """Client input that breaks the contract: answered as 422 naming the offending field."""
 
-    def __init__(self, pointer: str, detail: str, status: int = 422):
+    def __init__(self, pointer: str, detail: str, status: int = 422, parameter: str | None = None):
         super().__init__(detail)
         self.pointer = pointer
         self.detail = detail
         self.status = status
+        self.parameter = parameter  # set for a query parameter instead of a body field
+
+    @classmethod
+    def query(cls, name: str, detail: str) -> "InvalidInput":
+        return cls("", f"query parameter {name!r}: {detail}", parameter=name)
+
+    def error_item(self) -> dict:
+        where = {"parameter": self.parameter} if self.parameter is not None else {"pointer": self.pointer}
+        return {**where, "detail": self.detail}
 
 
 def _reject_constant(name: str) -> Any:

@@ -19,6 +19,12 @@ class DatabaseUnavailable(RuntimeError):
     """The database cannot serve this request now (down, saturated or too slow): answered as 503."""
 
 
+# What "the database cannot serve us right now" looks like from asyncpg: answered as 503.
+UNAVAILABLE_ERRORS = (DatabaseUnavailable, OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
+                      asyncpg.exceptions.OperatorInterventionError, asyncpg.TooManyConnectionsError,
+                      asyncpg.InterfaceError)
+
+
 def _dumps(value) -> str:
     # allow_nan=False: jsonb rejects NaN, so fail here with a clear error instead of in the server.
     return json.dumps(value, allow_nan=False, separators=(",", ":"))

@@ -1,0 +1,95 @@
+"""Bearer-token authentication for /api/v1/* (health excepted): pure ASGI, answers 401/403 itself.
+
+Every failure gets the same 401 body whatever the reason; the reason goes to the audit row
+only. Lookups are cached per process for TOKEN_CACHE_SECONDS, which bounds how long a revoked
+token or a disabled institution keeps working on an instance that has just seen it.
+"""
+from __future__ import annotations
+
+import logging
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.caller import Caller
+from api.problems import problem_response, unavailable_response
+from core import tokens
+from core.ttl_cache import TTLCache
+from db.institutions import find_token
+from db.pool import UNAVAILABLE_ERRORS, lend
+
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/health/live"})
+QUERY_TOKEN_KEYS = frozenset({"token", "access_token", "api_key", "apikey", "key", "authorization"})
+CACHE_MAX_ENTRIES = 10_000
+UNAUTHORIZED = "a valid API token is required: send it as 'Authorization: Bearer <token>'"
+log = logging.getLogger(__name__)
+
+
+def needs_auth(path: str) -> bool:
+    return (path == "/api/v1" or path.startswith("/api/v1/")) and path not in PUBLIC_PATHS
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credential = value.decode("latin-1").partition(" ")
+            return credential.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+def _token_in_query(scope: Scope) -> bool:
+    query = scope.get("query_string", b"").decode("latin-1").lower()
+    return any(part.split("=", 1)[0] in QUERY_TOKEN_KEYS for part in query.split("&") if part)
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not needs_auth(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            outcome = await self._authenticate(scope)
+        except UNAVAILABLE_ERRORS as exc:
+            await unavailable_response(exc, scope.get("trace_id"))(scope, receive, send)
+            return
+        if isinstance(outcome, Caller):
+            scope["caller"] = outcome
+            scope["audit"]["institution"] = outcome.slug
+            scope["audit"]["metadata"].update(token_id=outcome.token_id, token_prefix=outcome.token_prefix)
+            await self.app(scope, receive, send)
+            return
+        status, reason = outcome
+        scope["audit"]["metadata"]["auth_failure"] = reason
+        if status == 403:
+            response = problem_response(403, "this institution's access is disabled", scope.get("trace_id"))
+        else:
+            response = problem_response(401, UNAUTHORIZED, scope.get("trace_id"),
+                                        headers={"WWW-Authenticate": 'Bearer realm="don-research-api"'})
+        await response(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> Caller | tuple[int, str]:
+        if _token_in_query(scope):
+            return 401, "token_in_query"
+        presented = _bearer(scope)
+        if presented is None:
+            return 401, "missing"
+        if not tokens.well_formed(presented):
+            return 401, "malformed"
+        state = scope["state"]
+        cache: TTLCache = state["token_cache"]
+        digest = tokens.digest(presented)
+        row = cache.get(digest)
+        if row is None:
+            async with lend(state["pool"], state["settings"].acquire_timeout) as conn:
+                row = await find_token(conn, digest)
+            if row is None:
+                return 401, "unknown"
+            cache.put(digest, row)
+        if row["revoked_at"] is not None:
+            return 401, "revoked"
+        if row["disabled_at"] is not None:
+            return 403, "institution_disabled"
+        return Caller(institution_id=row["institution_id"], slug=row["slug"], tier=row["tier"],
+                      hourly_limit=row["hourly_limit"], token_id=row["token_id"], token_prefix=row["prefix"])

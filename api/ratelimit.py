@@ -1,0 +1,87 @@
+"""Hourly quota per institution (fixed UTC-hour window, counted in PostgreSQL) and its headers.
+
+Every authenticated response carries X-RateLimit-* (reset as epoch seconds, like GitHub) and
+the IETF draft's RateLimit-Policy / RateLimit (reset as seconds from now); over the limit the
+answer is 429 problem+json with Retry-After.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import problem_response, unavailable_response
+from db.pool import UNAVAILABLE_ERRORS, lend
+from db.rate_limits import count_request
+
+WINDOW_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    used: int
+    reset_at: datetime
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def headers(self, now: datetime) -> list[tuple[bytes, bytes]]:
+        reset_in = max(1, int((self.reset_at - now).total_seconds() + 0.999))
+        pairs = {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(self.remaining),
+            "x-ratelimit-reset": str(int(self.reset_at.timestamp())),
+            "ratelimit-policy": f'"hourly";q={self.limit};w={WINDOW_SECONDS}',
+            "ratelimit": f'"hourly";r={self.remaining};t={reset_in}',
+        }
+        return [(k.encode(), v.encode()) for k, v in pairs.items()]
+
+
+def window_end(now: datetime) -> datetime:
+    """The top of the next UTC hour: when the current window's quota resets."""
+    return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+class RateLimitMiddleware:
+    """Counts each authenticated request; runs after AuthMiddleware has set scope["caller"]."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = scope.get("caller") if scope["type"] == "http" else None
+        if caller is None:
+            await self.app(scope, receive, send)
+            return
+        state = scope["state"]
+        try:
+            async with lend(state["pool"], state["settings"].acquire_timeout) as conn:
+                row = await count_request(conn, caller.institution_id, caller.hourly_limit)
+        except UNAVAILABLE_ERRORS as exc:
+            # No quota check, no service: an unmetered request would break the contract.
+            await unavailable_response(exc, scope.get("trace_id"))(scope, receive, send)
+            return
+        now = datetime.now(timezone.utc)
+        if row is None:
+            quota = Quota(caller.hourly_limit, caller.hourly_limit, window_end(now))
+            scope["audit"]["metadata"]["rate_limited"] = True
+            retry_after = str(max(1, int((quota.reset_at - now).total_seconds() + 0.999)))
+            headers = {k.decode(): v.decode() for k, v in quota.headers(now)} | {"Retry-After": retry_after}
+            response = problem_response(429, f"hourly quota of {caller.hourly_limit} requests used up; "
+                                        f"it resets at {quota.reset_at.isoformat()}", scope.get("trace_id"),
+                                        headers=headers)
+            await response(scope, receive, send)
+            return
+        quota = Quota(caller.hourly_limit, row["hits"], row["window_start"] + timedelta(hours=1))
+        scope["quota"] = quota
+        extra = quota.headers(now)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
