@@ -1,0 +1,51 @@
+"""render.yaml holds what a Render deploy of this service needs, and the README documents every setting."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from core.config import ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def blueprint() -> dict:
+    return yaml.safe_load((ROOT / "render.yaml").read_text())
+
+
+def test_the_web_service_is_complete():
+    [service] = blueprint()["services"]
+    assert service["type"] == "web" and service["runtime"] == "python"
+    assert service["buildCommand"] == "pip install -r requirements.txt"
+    assert service["startCommand"] == "python app.py serve"
+    assert service["preDeployCommand"] == "python app.py migrate"
+    assert service["healthCheckPath"] == "/api/v1/health/live"
+    env = {e["key"]: e for e in service["envVars"]}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", env["PYTHON_VERSION"]["value"])
+    assert env["FORWARDED_ALLOW_IPS"]["value"] == "*"
+
+
+def test_database_url_comes_from_the_declared_database():
+    doc = blueprint()
+    env = {e["key"]: e for e in doc["services"][0]["envVars"]}
+    source = env["DATABASE_URL"]["fromDatabase"]
+    assert source["property"] == "connectionString"
+    assert source["name"] in {db["name"] for db in doc["databases"]}
+    [database] = doc["databases"]
+    assert isinstance(database["postgresMajorVersion"], str)
+
+
+def test_every_env_var_the_blueprint_sets_is_a_real_setting():
+    known = {spec.name for spec in ENV} | {"PYTHON_VERSION"}
+    assert {e["key"] for e in blueprint()["services"][0]["envVars"]} <= known
+
+
+def test_the_readme_documents_every_setting_and_command():
+    readme = (ROOT / "README.md").read_text()
+    for spec in ENV:
+        assert f"`{spec.name}`" in readme, spec.name
+    for command in ("serve", "migrate", "institution add", "institution list", "institution disable",
+                    "token issue", "token list", "token revoke", "purge", "make run", "make test"):
+        assert command in readme, command
