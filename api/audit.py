@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response
@@ -80,6 +81,12 @@ class _Exchange:
                 return
             try:
                 await self.app(self.scope, self.receive, self.send)
+            except ClientDisconnect:
+                # The client went away mid-body: not a server error, nothing left to answer.
+                if not self.audited:
+                    await self._finish_after_crash()
+                log.info("client disconnected during %s %s", self.scope["method"], self.scope["path"])
+                return
             except BaseException:
                 if not self.audited:
                     await self._finish_after_crash()

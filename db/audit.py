@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from db import sql
-from db.pool import DatabaseUnavailable, lend
+from db.pool import UNAVAILABLE_ERRORS, lend
 
 INSERT_AUDIT_ROWS = sql.statement("insert_audit_rows")
 log = logging.getLogger(__name__)
@@ -66,21 +66,33 @@ class AuditWriter:
     async def _flush_all(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max:]
-            try:
-                async with lend(self._pool, self._acquire_timeout) as conn:
-                    await insert_rows(conn, [row for row, _ in batch])
-            except (DatabaseUnavailable, OSError, asyncio.TimeoutError, asyncpg.PostgresError,
-                    asyncpg.InterfaceError, ValueError, TypeError) as exc:
-                self.failures += len(batch)
-                log.error("AUDIT_WRITE_FAILED rows=%d error=%s: %s", len(batch), type(exc).__name__, exc)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(AuditWriteFailed(str(exc)))
-            else:
-                self.rows_written += len(batch)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+            await self._write_batch(batch)
+
+    async def _write_batch(self, batch: list[tuple[AuditRow, asyncio.Future]]) -> None:
+        try:
+            async with lend(self._pool, self._acquire_timeout) as conn:
+                await insert_rows(conn, [row for row, _ in batch])
+        except UNAVAILABLE_ERRORS as exc:
+            self._fail(batch, exc)
+        except (asyncpg.PostgresError, ValueError, TypeError) as exc:
+            if len(batch) == 1:
+                self._fail(batch, exc)
+                return
+            # One bad row must not cost its neighbours their rows: write them one by one.
+            for item in batch:
+                await self._write_batch([item])
+        else:
+            self.rows_written += len(batch)
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    def _fail(self, batch: list[tuple[AuditRow, asyncio.Future]], exc: Exception) -> None:
+        self.failures += len(batch)
+        log.error("AUDIT_WRITE_FAILED rows=%d error=%s: %s", len(batch), type(exc).__name__, exc)
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(AuditWriteFailed(f"{type(exc).__name__}: {exc}"))
 
     async def drain(self) -> None:
         """Wait until every queued row is written (called at shutdown before the pool closes)."""

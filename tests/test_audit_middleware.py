@@ -188,8 +188,7 @@ async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id
     async def send(message):
         sent.append(message)
 
-    with pytest.raises(Exception):
-        await app(scope, receive, send)  # Starlette raises ClientDisconnect out of request.body()
+    await app(scope, receive, send)  # Starlette's ClientDisconnect is not a server error: no exception escapes
     [row] = await audit_rows(pool, trace_id)
     assert row["metadata"]["status_code"] == 499
 
@@ -234,3 +233,23 @@ async def test_health_paths_answer_even_when_their_row_cannot_be_written(broken_
     assert live.status_code == 200
     assert deep.status_code == 200 and deep.json()["status"] == "healthy"
     assert writer.failures == before + 2
+
+
+async def test_one_unwritable_row_does_not_cost_its_batch_neighbours_their_rows(pool, trace_id):
+    from datetime import datetime, timezone
+
+    from db.audit import AuditRow, AuditWriteFailed
+
+    writer = AuditWriter(pool, 2.0)
+
+    def row(n: int, metadata: dict) -> AuditRow:
+        return AuditRow(occurred_at=datetime.now(timezone.utc), institution="anonymous", action="GET /batch",
+                        trace_id=f"{trace_id}-{n}", resource_type="http_request", resource_id="/batch",
+                        ip_address=None, user_agent=None, metadata=metadata)
+
+    results = await asyncio.gather(writer.write(row(1, {"ok": 1})), writer.write(row(2, {"bad": float("nan")})),
+                                   writer.write(row(3, {"ok": 3})), return_exceptions=True)
+    assert results[0] is None and results[2] is None and isinstance(results[1], AuditWriteFailed)
+    written = await pool.fetch("SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '-%' ORDER BY trace_id", trace_id)
+    assert [r["trace_id"] for r in written] == [f"{trace_id}-1", f"{trace_id}-3"]
+    assert writer.failures == 1 and writer.rows_written == 2
