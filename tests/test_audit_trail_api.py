@@ -91,7 +91,9 @@ async def test_jsonl_export_streams_the_whole_selection(client, busy):
     ("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "until"),
     ("cursor=garbage", "cursor"), ("cursor=W10", "cursor"), ("status=abc", "status"), ("status=99", "status"),
     ("format=csv", "format"), ("format=jsonl&limit=5", "limit"), ("colour=blue", "colour"),
-    ("limit=1&limit=2", "limit"), ("trace_id=" + "x" * 129, "trace_id"),
+    ("limit=1&limit=2", "limit"), ("trace_id=" + "x" * 129, "trace_id"), ("limit=" + "9" * 5000, "limit"),
+    ("status=%C2%B2", "status"), ("since=9999-12-31T23:59:59-23:00", "since"), ("until=0001-01-01T00:00:00%2B05:00", "until"),
+    ("cursor=WyI5OTk5LTEyLTMxVDIzOjU5OjU5LTIzOjAwIiwgMV0", "cursor"), ("cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgLTFd", "cursor"),
 ])
 async def test_bad_parameters_get_422_naming_the_parameter(client, institution, query, parameter):
     response = await client.get(f"/api/v1/audit?{query}", headers=institution.headers)
