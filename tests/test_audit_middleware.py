@@ -53,25 +53,32 @@ async def logs_trace(request: Request) -> JSONResponse:
     return JSONResponse({"trace": logs.trace_id_var.get()})
 
 
-def tiny_app(settings, writer_state: dict) -> AuditMiddleware:
+def tiny_app() -> AuditMiddleware:
     routes = [Route("/echo", echo, methods=["POST"]), Route("/boom", boom), Route("/invalid", invalid),
               Route("/stream", stream), Route("/logs", logs_trace), *health.routes]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     return AuditMiddleware(app, max_body_bytes=LIMIT)
 
 
-@pytest.fixture(scope="module")
-async def audited(settings, pool):
-    """A tiny app wired to the real audit writer and the migrated database."""
+def client_for(settings, pool) -> httpx.AsyncClient:
+    """An HTTP client for the tiny app, its lifespan state standing in: the real writer on `pool`."""
     state = {"settings": settings, "pool": pool, "audit_writer": AuditWriter(pool, 2.0)}
-    app = tiny_app(settings, state)
+    app = tiny_app()
 
     async def with_state(scope, receive, send):
         scope["state"] = dict(state)
         await app(scope, receive, send)
 
-    transport = httpx.ASGITransport(app=with_state, client=TEST_CLIENT, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=with_state, client=TEST_CLIENT,
+                                                             raise_app_exceptions=False), base_url="http://t")
+    client.writer = state["audit_writer"]
+    return client
+
+
+@pytest.fixture(scope="module")
+async def audited(settings, pool):
+    """A tiny app wired to the real audit writer and the migrated database."""
+    async with client_for(settings, pool) as client:
         yield client
 
 
@@ -175,7 +182,7 @@ async def test_log_lines_carry_the_trace_id(audited, trace_id, caplog):
 async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id):
     """Drive the ASGI app directly: the client goes away while the handler waits for the body."""
     state = {"settings": settings, "pool": pool, "audit_writer": AuditWriter(pool, 2.0)}
-    app = tiny_app(settings, state)
+    app = tiny_app()
     scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo", "query_string": b"",
              "headers": [(b"x-request-id", trace_id.encode())], "client": TEST_CLIENT, "server": ("t", 80),
              "scheme": "http", "http_version": "1.1", "root_path": "", "state": state}
@@ -201,16 +208,8 @@ async def broken_writer_client(settings, server_url):
     await conn.execute("CREATE EXTENSION IF NOT EXISTS vector; CREATE TABLE _yoyo_migration (migration_id text, applied_at_utc timestamp)")
     await conn.close()
     broken_pool = await create_pool(settings, url)
-    state = {"settings": settings, "pool": broken_pool, "audit_writer": AuditWriter(broken_pool, 2.0)}
-    app = tiny_app(settings, state)
-
-    async def with_state(scope, receive, send):
-        scope["state"] = dict(state)
-        await app(scope, receive, send)
-
-    transport = httpx.ASGITransport(app=with_state, client=TEST_CLIENT, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        yield client, state["audit_writer"]
+    async with client_for(settings, broken_pool) as client:
+        yield client, client.writer
     await broken_pool.close()
 
 
