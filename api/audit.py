@@ -8,6 +8,7 @@ until the request's audit row is committed; if the row cannot be written the cli
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -227,17 +228,24 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 
 def _client_ip(scope: Scope) -> str | None:
     client = scope.get("client")
-    if not client:
-        return None
+    return _as_ip(client[0]) if client else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _as_ip(host: str) -> str | None:
+    """The address in canonical form, or None for what inet would refuse (a socket path, a name)."""
     try:
-        return str(ipaddress.ip_address(client[0]))
+        return str(ipaddress.ip_address(host))
     except ValueError:
         return None
 
 
 def _clean(value: str, limit: int) -> str:
     """Text safe for a text/jsonb column and a log line: no NUL, no control characters, no lone surrogates."""
-    value = "".join(ch if ch.isprintable() else "\ufffd" for ch in value[:limit])
+    value = value[:limit]
+    if value.isprintable() and value.isascii():
+        return value  # the common case, checked in C
+    value = "".join(ch if ch.isprintable() else "\ufffd" for ch in value)
     return value.encode("utf-8", "replace").decode("utf-8")
 
 

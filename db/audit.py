@@ -60,8 +60,9 @@ class AuditWriter:
         self._queue.append((row, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
-        # Shielded: a cancelled request (client gone, shutdown) still gets its row written.
-        await asyncio.shield(future)
+        # A cancelled request (client gone, shutdown) cancels only this wait: its row stays in
+        # the queue and is written all the same.
+        await future
 
     async def _flush_all(self) -> None:
         while self._queue:
