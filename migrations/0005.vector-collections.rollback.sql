@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS vectors;
+DROP TABLE IF EXISTS collections;
