@@ -11,7 +11,7 @@ import sys
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api import audit_trail, health, usage
+from api import audit_trail, collections, genomics, health, usage
 from api.audit import AuditMiddleware
 from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
 from api.ratelimit import RateLimitMiddleware
@@ -20,6 +20,7 @@ from core.config import Settings
 from core.startup import prepare
 from core.ttl_cache import TTLCache
 from db.audit import AuditWriter
+from db.index_maintainer import IndexMaintainer
 from db.pool import close, create_pool
 
 SHUTDOWN_DRAIN_SECONDS = 10
@@ -34,15 +35,17 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         dsn = await prepare(settings)
         pool = await create_pool(settings, dsn)
         writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max)
+        maintainer = IndexMaintainer(pool, settings.acquire_timeout)
         try:
-            yield {"settings": settings, "pool": pool, "audit_writer": writer,
+            yield {"settings": settings, "pool": pool, "audit_writer": writer, "index_maintainer": maintainer,
                    "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES)}
         finally:
+            await maintainer.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
             await close(pool)
 
-    routes = [*health.routes, *usage.routes, *audit_trail.routes]
+    routes = [*health.routes, *usage.routes, *audit_trail.routes, *collections.routes, *genomics.routes]
     # Order matters: authenticate first, then count the request against the caller's quota.
     middleware = [Middleware(AuthMiddleware), Middleware(RateLimitMiddleware)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -192,7 +192,7 @@ class _Exchange:
         headers = dict(scope["headers"])
         metadata = {
             "method": scope["method"],
-            "endpoint": scope["path"],
+            "endpoint": _clean(scope["path"], 1000),
             "query": _redacted_query(scope.get("query_string", b"")),
             "status_code": status,
             "response_time_ms": round((time.perf_counter() - self.started) * 1000, 3),

@@ -1,0 +1,192 @@
+"""/api/v1/collections: collections, their vectors (bulk upsert, get, delete) and similarity search.
+
+Everything is scoped by the caller's institution: another institution's collection is simply
+not found (404), whatever its name.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+from pgvector import Vector
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.caller import caller_of
+from api.problems import Problem
+from api.vector_input import (Items, is_collection_name, is_vector_id, parse_collection_spec, parse_items,
+                              parse_request_json, parse_search)
+from db import collections as db_collections
+from db import hnsw, vector_search
+from db import vectors as db_vectors
+from db.collections import Collection
+from db.index_maintainer import IndexMaintainer
+from db.pool import lend
+
+
+def index_maintainer(request: Request) -> IndexMaintainer:
+    """The process's one IndexMaintainer, owned by the lifespan (which closes it at shutdown)."""
+    return request.state.index_maintainer
+
+
+def borrow(request: Request):
+    return lend(request.state.pool, request.state.settings.acquire_timeout)
+
+
+def not_found(name: str) -> Problem:
+    return Problem(404, f"no collection named {name!r}")
+
+
+def collection_json(collection: Collection, maintainer: IndexMaintainer) -> dict[str, Any]:
+    if maintainer.is_building(collection.id):
+        index = "rebuilding" if collection.index_valid else "building"
+    else:
+        index = "ready" if collection.index_valid else "none"
+    return {"name": collection.name, "dimensions": collection.dimensions, "metric": collection.metric,
+            "vector_count": collection.vector_count, "index": index,
+            "search": "hnsw" if hnsw.uses_index(collection) else "exact",
+            "index_recall_at_10": None if collection.index_recall is None else round(collection.index_recall, 3),
+            "index_ef_search": collection.index_ef_search,
+            "created_at": collection.created_at.isoformat(), "updated_at": collection.updated_at.isoformat()}
+
+
+async def find(request: Request, conn: asyncpg.Connection, name: str) -> Collection:
+    """The caller's collection called `name`, or 404."""
+    if not is_collection_name(name):
+        raise not_found(name)
+    collection = await db_collections.get(conn, caller_of(request).institution_id, name)
+    if collection is None:
+        raise not_found(name)
+    return collection
+
+
+async def create_collection(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    spec = parse_collection_spec(parse_request_json(await request.body()))
+    async with borrow(request) as conn:
+        try:
+            collection = await db_collections.create(conn, caller.institution_id, spec.name, spec.dimensions, spec.metric)
+        except asyncpg.UniqueViolationError:
+            raise Problem(409, f"a collection named {spec.name!r} already exists") from None
+    return JSONResponse(collection_json(collection, index_maintainer(request)), status_code=201,
+                        headers={"Location": f"/api/v1/collections/{collection.name}"})
+
+
+async def list_collections(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    async with borrow(request) as conn:
+        found = await db_collections.list_for(conn, caller.institution_id)
+    maintainer = index_maintainer(request)
+    return JSONResponse({"collections": [collection_json(c, maintainer) for c in found]})
+
+
+async def get_collection(request: Request) -> JSONResponse:
+    caller_of(request)
+    async with borrow(request) as conn:
+        collection = await find(request, conn, request.path_params["name"])
+    return JSONResponse(collection_json(collection, index_maintainer(request)))
+
+
+async def delete_collection(request: Request) -> Response:
+    caller = caller_of(request)
+    name = request.path_params["name"]
+    if not is_collection_name(name):
+        raise not_found(name)
+    async with borrow(request) as conn:
+        collection_id = await db_collections.delete(conn, caller.institution_id, name)
+    if collection_id is None:
+        raise not_found(name)
+    index_maintainer(request).forget(collection_id)
+    return Response(status_code=204)
+
+
+def _items_for_database(body: bytes, dimensions: int, metric: str) -> tuple[Items, list[Vector]]:
+    """Runs in a worker thread: parse, validate, and wrap rows for pgvector's binary codec."""
+    items = parse_items(parse_request_json(body), dimensions, metric)
+    return items, [Vector(row) for row in items.vectors]
+
+
+async def upsert_vectors(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    async with borrow(request) as conn:
+        collection = await find(request, conn, request.path_params["name"])
+    body = await request.body()
+    items, vectors = await asyncio.to_thread(_items_for_database, body, collection.dimensions, collection.metric)
+    async with borrow(request) as conn:
+        result = await db_vectors.upsert(conn, collection.id, caller.institution_id, items.ids, vectors,
+                                         items.metadata_json)
+    if result is None:  # deleted between the look-up and the write: nothing was written
+        raise not_found(collection.name)
+    return JSONResponse({"collection": collection.name, "upserted": result.written, "inserted": result.inserted,
+                         "updated": result.written - result.inserted, "vector_count": result.vector_count})
+
+
+def path_vector_id(request: Request, collection: Collection) -> str:
+    """The {vector_id} of the path; one no upsert could have stored (e.g. %00) is simply not there."""
+    vector_id = request.path_params["vector_id"]
+    if not is_vector_id(vector_id):
+        raise Problem(404, f"no vector with id {vector_id!r} in collection {collection.name!r}")
+    return vector_id
+
+
+async def get_vector(request: Request) -> JSONResponse:
+    caller_of(request)
+    async with borrow(request) as conn:
+        collection = await find(request, conn, request.path_params["name"])
+        vector_id = path_vector_id(request, collection)
+        row = await db_vectors.get(conn, collection.id, vector_id)
+    if row is None:
+        raise Problem(404, f"no vector with id {vector_id!r} in collection {collection.name!r}")
+    return JSONResponse({"id": row["id"], "vector": row["embedding"].to_list(), "metadata": row["metadata"],
+                         "updated_at": row["updated_at"].isoformat()})
+
+
+async def delete_vector(request: Request) -> Response:
+    caller = caller_of(request)
+    async with borrow(request) as conn:
+        collection = await find(request, conn, request.path_params["name"])
+        vector_id = path_vector_id(request, collection)
+        deleted = await db_vectors.delete(conn, collection.id, caller.institution_id, vector_id)
+    if deleted is None:
+        raise not_found(collection.name)
+    if not deleted:
+        raise Problem(404, f"no vector with id {vector_id!r} in collection {collection.name!r}")
+    return Response(status_code=204)
+
+
+async def run_search(request: Request, conn: asyncpg.Connection, collection: Collection, **query) -> dict[str, Any]:
+    """Search and, when the collection has outgrown exact search, ask for its index in the background."""
+    started = time.perf_counter()
+    result = await vector_search.search(conn, collection, **query)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if hnsw.wants_index(collection):
+        index_maintainer(request).want_index(collection.id)
+    return {"hits": result.hits, "collection": collection.name, "metric": collection.metric,
+            "search_ms": round(elapsed_ms, 3), "strategy": result.strategy}
+
+
+async def search(request: Request) -> JSONResponse:
+    caller_of(request)
+    body = parse_request_json(await request.body())
+    async with borrow(request) as conn:
+        collection = await find(request, conn, request.path_params["name"])
+        query = parse_search(body, collection.dimensions, collection.metric)
+        answer = await run_search(request, conn, collection, query=query.vector, top_k=query.top_k,
+                                  metadata_filter=query.metadata_filter, max_distance=query.max_distance,
+                                  ef_search=query.ef_search)
+    return JSONResponse(answer)
+
+
+routes = [
+    Route("/api/v1/collections", create_collection, methods=["POST"]),
+    Route("/api/v1/collections", list_collections, methods=["GET"]),
+    Route("/api/v1/collections/{name}", get_collection, methods=["GET"]),
+    Route("/api/v1/collections/{name}", delete_collection, methods=["DELETE"]),
+    Route("/api/v1/collections/{name}/vectors", upsert_vectors, methods=["POST"]),
+    Route("/api/v1/collections/{name}/search", search, methods=["POST"]),
+    Route("/api/v1/collections/{name}/vectors/{vector_id:path}", get_vector, methods=["GET"]),
+    Route("/api/v1/collections/{name}/vectors/{vector_id:path}", delete_vector, methods=["DELETE"]),
+]

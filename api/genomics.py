@@ -1,0 +1,182 @@
+"""/api/v1/genomics: compress expression matrices, build a project's vectors, encode marker-gene
+queries in the project's space, and search the project's cells or clusters.
+
+Parsing, validation and the maths run in a worker thread (a request can carry tens of megabytes
+of numbers); the event loop only does IO.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import numpy as np
+from pgvector import Vector
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.caller import caller_of
+from api.collections import borrow, index_maintainer, run_search
+from api.genomics_input import (parse_build, parse_compress, parse_encode, parse_project_search, project_id,
+                                project_query_vector)
+from api.problems import Problem
+from api.vector_input import parse_request_json
+from core.genomics import Basis, basis_from, compress, encode_markers
+from core.genomics_vectors import cell_vectors, cluster_vectors
+from core.validation import InvalidInput
+from db import collections as db_collections
+from db import genomics_projects
+from db.genomics_projects import Build
+
+MAX_BASIS_VALUES = 4_000_000  # components (dimensions × genes) stored with a project: ~80 MB of JSON
+
+
+def _dumps(content: Any) -> bytes:
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def no_project(pid: str) -> Problem:
+    return Problem(404, f"no genomics project {pid!r}; build it first with POST /api/v1/genomics/vectors/build")
+
+
+def _compress(body: bytes) -> bytes:
+    request = parse_compress(parse_request_json(body))
+    started = time.perf_counter()
+    result = compress(request.matrix, request.target, request.params, request.seed)
+    stats = {**result.stats(), "cells": int(request.matrix.shape[0]), "runtime_ms": _ms(started)}
+    return _dumps({"compressed_matrix": result.vectors.tolist(), "stats": stats})
+
+
+async def compress_matrix(request: Request) -> Response:
+    caller_of(request)
+    body = await request.body()
+    return Response(await asyncio.to_thread(_compress, body), media_type="application/json")
+
+
+def _prepare_build(body: bytes) -> tuple[Build, dict[str, Any]]:
+    request = parse_build(parse_request_json(body))
+    started = time.perf_counter()
+    compression = compress(request.matrix, request.target, request.params, request.seed)
+    n_cells, n_genes = request.matrix.shape
+    if compression.achieved_dimensions * n_genes > MAX_BASIS_VALUES:
+        raise InvalidInput("/target_dimensions", f"{compression.achieved_dimensions} dimensions × {n_genes} genes "
+                                                 f"is more than the {MAX_BASIS_VALUES} basis values a project keeps")
+    basis = basis_from(compression, request.gene_names, np.log1p(request.matrix))
+    if request.mode == "cell":
+        stored = cell_vectors(compression, request.cells)
+    else:
+        stored = cluster_vectors(compression, request.cells, request.n_clusters, request.seed)
+    stats = {**compression.stats(), "runtime_ms": _ms(started)}
+    build = Build(
+        project_id=request.project_id, mode=request.mode, dimensions=compression.achieved_dimensions,
+        gene_count=n_genes, cell_count=n_cells, basis_json=json.dumps(basis.to_json(), separators=(",", ":")),
+        stats=stats, ids=stored.ids, vectors=[Vector(row) for row in stored.vectors],
+        metadata_json=[json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in stored.metadata])
+    summary = {
+        "project_id": request.project_id,
+        "collection": genomics_projects.collection_name(request.project_id),
+        "mode": request.mode,
+        "cell_count": n_cells,
+        "gene_count": n_genes,
+        "clusters": stored.clusters,
+        "skipped_zero_vectors": stored.skipped_zero,
+        "dimensions": compression.achieved_dimensions,
+        "requested_dimensions": request.target,
+        "original_dimensions": n_genes,
+        "explained_variance_total": compression.explained_variance_total,
+        "rank_cap_reason": compression.rank_cap_reason,
+        "stats": stats,
+    }
+    return build, summary
+
+
+async def build_vectors(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    body = await request.body()
+    build, summary = await asyncio.to_thread(_prepare_build, body)
+    started = time.perf_counter()
+    async with borrow(request) as conn:
+        replaced = await genomics_projects.replace(conn, caller.institution_id, build)
+    if replaced.previous_collection_id is not None:
+        index_maintainer(request).forget(replaced.previous_collection_id)
+    return JSONResponse({**summary, "vector_count": replaced.vector_count, "store_ms": _ms(started)})
+
+
+def _encode(basis_text: str, gene_names: list[str]) -> tuple[np.ndarray, list[str]]:
+    vector, unknown = encode_markers(Basis.from_json(json.loads(basis_text)), gene_names)
+    vector32 = vector.astype(np.float32)
+    if not vector32.any() or not np.isfinite(vector32).all():
+        raise InvalidInput("/gene_names", "these marker genes give no usable direction in the project's space")
+    return vector32, unknown
+
+
+async def _basis_text(conn, institution_id: int, pid: str) -> str:
+    text = await genomics_projects.basis_json(conn, institution_id, pid)
+    if text is None:
+        raise no_project(pid)
+    return text
+
+
+async def encode_query(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    query = parse_encode(parse_request_json(await request.body()))
+    async with borrow(request) as conn:
+        text = await _basis_text(conn, caller.institution_id, query.project_id)
+    vector, unknown = await asyncio.to_thread(_encode, text, query.gene_names)
+    return JSONResponse({"project_id": query.project_id, "query_vector": vector.tolist(), "dimensions": len(vector),
+                         "unknown_genes": unknown})
+
+
+async def search_project(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    query = parse_project_search(parse_request_json(await request.body()))
+    unknown = None
+    async with borrow(request) as conn:
+        project = await genomics_projects.get(conn, caller.institution_id, query.project_id)
+        if project is None:
+            raise no_project(query.project_id)
+        if query.gene_names is not None:
+            text = await _basis_text(conn, caller.institution_id, query.project_id)
+            vector, unknown = await asyncio.to_thread(_encode, text, query.gene_names)
+        else:
+            vector = project_query_vector(query, project["dimensions"])
+        collection = await db_collections.get(conn, caller.institution_id, project["collection"])
+        if collection is None:  # deleted since the project was read
+            raise no_project(query.project_id)
+        answer = await run_search(request, conn, collection, query=vector, top_k=query.top_k,
+                                  metadata_filter=query.metadata_filter, max_distance=query.distance_threshold)
+    return JSONResponse({"project_id": query.project_id, "mode": project["mode"], "dimensions": project["dimensions"],
+                         **answer, **({"unknown_genes": unknown} if unknown is not None else {})})
+
+
+async def get_project(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    pid = request.path_params["project_id"]
+    try:
+        project_id(pid)
+    except InvalidInput:
+        raise no_project(pid) from None
+    async with borrow(request) as conn:
+        project = await genomics_projects.get(conn, caller.institution_id, pid)
+    if project is None:
+        raise no_project(pid)
+    return JSONResponse({"project_id": project["project_id"], "collection": project["collection"],
+                         "mode": project["mode"], "dimensions": project["dimensions"],
+                         "gene_count": project["gene_count"], "cell_count": project["cell_count"],
+                         "vector_count": project["vector_count"], "stats": project["stats"],
+                         "created_at": project["created_at"].isoformat(), "updated_at": project["updated_at"].isoformat()})
+
+
+routes = [
+    Route("/api/v1/genomics/compress", compress_matrix, methods=["POST"]),
+    Route("/api/v1/genomics/vectors/build", build_vectors, methods=["POST"]),
+    Route("/api/v1/genomics/query/encode", encode_query, methods=["POST"]),
+    Route("/api/v1/genomics/vectors/search", search_project, methods=["POST"]),
+    Route("/api/v1/genomics/projects/{project_id}", get_project, methods=["GET"]),
+]
