@@ -252,3 +252,13 @@ async def test_one_unwritable_row_does_not_cost_its_batch_neighbours_their_rows(
     written = await pool.fetch("SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '-%' ORDER BY trace_id", trace_id)
     assert [r["trace_id"] for r in written] == [f"{trace_id}-1", f"{trace_id}-3"]
     assert writer.failures == 1 and writer.rows_written == 2
+
+
+@pytest.mark.parametrize("raw_path", ["/nowhere%00x", "/caf%C3%A9/%0A%0D", "/%ED%A0%80"])
+async def test_control_characters_in_the_path_are_audited_not_refused(audited, pool, trace_id, raw_path):
+    # Used to break: a %00 in the path reached jsonb, which refuses NUL, so the row failed and the client got 503.
+    response = await audited.get(raw_path, headers={"X-Request-ID": trace_id})
+    assert response.status_code == 404
+    [row] = await audit_rows(pool, trace_id)
+    assert "\x00" not in row["metadata"]["endpoint"] and "\n" not in row["action"]
+    assert row["metadata"]["endpoint"] == row["resource_id"]
