@@ -18,7 +18,8 @@ from starlette.routing import Route
 from api.caller import caller_of
 from api.problems import Problem
 from api.vector_input import (Items, is_collection_name, is_vector_id, parse_collection_spec, parse_items,
-                              parse_request_json, parse_search)
+                              parse_search)
+from core.validation import parse_json
 from db import collections as db_collections
 from db import hnsw, vector_search
 from db import vectors as db_vectors
@@ -65,7 +66,7 @@ async def find(request: Request, conn: asyncpg.Connection, name: str) -> Collect
 
 async def create_collection(request: Request) -> JSONResponse:
     caller = caller_of(request)
-    spec = parse_collection_spec(parse_request_json(await request.body()))
+    spec = parse_collection_spec(parse_json(await request.body()))
     async with borrow(request) as conn:
         try:
             collection = await db_collections.create(conn, caller.institution_id, spec.name, spec.dimensions, spec.metric)
@@ -105,7 +106,7 @@ async def delete_collection(request: Request) -> Response:
 
 def _items_for_database(body: bytes, dimensions: int, metric: str) -> tuple[Items, list[Vector]]:
     """Runs in a worker thread: parse, validate, and wrap rows for pgvector's binary codec."""
-    items = parse_items(parse_request_json(body), dimensions, metric)
+    items = parse_items(parse_json(body), dimensions, metric)
     return items, [Vector(row) for row in items.vectors]
 
 
@@ -170,7 +171,7 @@ async def run_search(request: Request, conn: asyncpg.Connection, collection: Col
 
 async def search(request: Request) -> JSONResponse:
     caller_of(request)
-    body = parse_request_json(await request.body())
+    body = parse_json(await request.body())
     async with borrow(request) as conn:
         collection = await find(request, conn, request.path_params["name"])
         query = parse_search(body, collection.dimensions, collection.metric)

@@ -22,7 +22,7 @@ from api.collections import borrow, index_maintainer, run_search
 from api.genomics_input import (parse_build, parse_compress, parse_encode, parse_project_search, project_id,
                                 project_query_vector)
 from api.problems import Problem
-from api.vector_input import parse_request_json
+from core.validation import parse_json
 from core.genomics import Basis, basis_from, compress, encode_markers
 from core.genomics_vectors import cell_vectors, cluster_vectors
 from core.validation import InvalidInput
@@ -46,7 +46,7 @@ def no_project(pid: str) -> Problem:
 
 
 def _compress(body: bytes) -> bytes:
-    request = parse_compress(parse_request_json(body))
+    request = parse_compress(parse_json(body))
     started = time.perf_counter()
     result = compress(request.matrix, request.target, request.params, request.seed)
     stats = {**result.stats(), "cells": int(request.matrix.shape[0]), "runtime_ms": _ms(started)}
@@ -60,7 +60,7 @@ async def compress_matrix(request: Request) -> Response:
 
 
 def _prepare_build(body: bytes) -> tuple[Build, dict[str, Any]]:
-    request = parse_build(parse_request_json(body))
+    request = parse_build(parse_json(body))
     started = time.perf_counter()
     compression = compress(request.matrix, request.target, request.params, request.seed)
     n_cells, n_genes = request.matrix.shape
@@ -125,7 +125,7 @@ async def _basis_text(conn, institution_id: int, pid: str) -> str:
 
 async def encode_query(request: Request) -> JSONResponse:
     caller = caller_of(request)
-    query = parse_encode(parse_request_json(await request.body()))
+    query = parse_encode(parse_json(await request.body()))
     async with borrow(request) as conn:
         text = await _basis_text(conn, caller.institution_id, query.project_id)
     vector, unknown = await asyncio.to_thread(_encode, text, query.gene_names)
@@ -135,7 +135,7 @@ async def encode_query(request: Request) -> JSONResponse:
 
 async def search_project(request: Request) -> JSONResponse:
     caller = caller_of(request)
-    query = parse_project_search(parse_request_json(await request.body()))
+    query = parse_project_search(parse_json(await request.body()))
     unknown = None
     async with borrow(request) as conn:
         project = await genomics_projects.get(conn, caller.institution_id, query.project_id)

@@ -30,31 +30,6 @@ ITEM_KEYS = frozenset({"id", "vector", "metadata"})
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def parse_request_json(body: bytes) -> Any:
-    """Strict JSON (duplicate keys are 422, malformed is 400), except that NaN/Infinity literals
-    parse as floats so the field that holds one can be named in the 422 (every numeric field and
-    all metadata are checked for finiteness)."""
-    if not body.strip():
-        raise InvalidInput("", "request body is empty; a JSON object was expected", status=400)
-    try:
-        return json.loads(body, object_pairs_hook=_no_duplicate_keys)
-    except InvalidInput:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInput("", f"request body is not valid JSON ({type(exc).__name__})", status=400) from None
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise InvalidInput(f"/{pointer_escape(key)}", f"duplicate key {key!r}")
-            seen.add(key)
-    return result
-
-
 @dataclass(frozen=True)
 class CollectionSpec:
     name: str

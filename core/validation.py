@@ -25,25 +25,27 @@ class InvalidInput(ValueError):
         return {**where, "detail": self.detail}
 
 
-def _reject_constant(name: str) -> Any:
-    raise InvalidInput("", f"{name} is not valid JSON: numbers must be finite")
-
-
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    result: dict = {}
-    for key, value in pairs:
-        if key in result:
-            raise InvalidInput(f"/{pointer_escape(key)}", f"duplicate key {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):  # the rare case: find the key to name it
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidInput(f"/{pointer_escape(key)}", f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a request body as strict JSON: no NaN/Infinity literals, no duplicate keys."""
+    """Parse a request body as strict JSON: malformed is 400, a duplicate key is 422.
+
+    NaN/Infinity literals parse as floats on purpose, so that the field holding one can be named
+    in the 422: every numeric field is checked for finiteness by the validators below and their
+    kin, and nothing reaches the database unchecked."""
     if not body.strip():
         raise InvalidInput("", "request body is empty; a JSON object was expected", status=400)
     try:
-        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+        return json.loads(body, object_pairs_hook=_reject_duplicates)
     except InvalidInput:
         raise
     except (ValueError, RecursionError) as exc:

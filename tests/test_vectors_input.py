@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from api import vector_input as vi
-from core.validation import InvalidInput
+from core.validation import InvalidInput, parse_json
 
 
 def items_body(vectors, ids=None, metadata=None) -> bytes:
@@ -60,13 +60,13 @@ def problem(call) -> InvalidInput:
     (b'{"items": [{"id": "a", "vector": [1e-46, 0, 0]}]}', "/items/0/vector"),
 ])
 def test_a_bad_upsert_names_the_offending_field(raw, pointer):
-    error = problem(lambda: vi.parse_items(vi.parse_request_json(raw), 3, "cosine"))
+    error = problem(lambda: vi.parse_items(parse_json(raw), 3, "cosine"))
     assert error.status == 422
     assert error.pointer == pointer
 
 
 def test_zero_vectors_are_fine_for_l2_and_inner_product():
-    body = vi.parse_request_json(items_body([[0, 0, 0]]))
+    body = parse_json(items_body([[0, 0, 0]]))
     for metric in ("l2", "inner_product"):
         assert vi.parse_items(body, 3, metric).vectors.tolist() == [[0, 0, 0]]
 
@@ -77,12 +77,12 @@ def test_too_many_items_are_refused_before_any_is_read():
 
 
 def test_oversized_metadata_is_refused():
-    body = vi.parse_request_json(items_body([[1.0]], metadata=[{"k": "x" * (vi.MAX_METADATA_BYTES + 1)}]))
+    body = parse_json(items_body([[1.0]], metadata=[{"k": "x" * (vi.MAX_METADATA_BYTES + 1)}]))
     assert problem(lambda: vi.parse_items(body, 1, "l2")).pointer == "/items/0/metadata"
 
 
 def test_valid_items_come_back_as_float32_rows_and_json_text():
-    body = vi.parse_request_json(items_body([[1, 2.5, -3], [0.1, 0, 7]], ids=["a", "b/c"],
+    body = parse_json(items_body([[1, 2.5, -3], [0.1, 0, 7]], ids=["a", "b/c"],
                                             metadata=[{"cell": "T", "n": 1, "é": [True, None]}, None]))
     items = vi.parse_items(body, 3, "cosine")
     assert items.ids == ["a", "b/c"]
@@ -96,7 +96,7 @@ def test_valid_items_come_back_as_float32_rows_and_json_text():
     (b'{"a": 1, "a": 2}', 422),
 ])
 def test_malformed_json_is_400_and_duplicate_keys_422(raw, status):
-    assert problem(lambda: vi.parse_request_json(raw)).status == status
+    assert problem(lambda: parse_json(raw)).status == status
 
 
 @pytest.mark.parametrize("body, pointer", [
