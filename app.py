@@ -11,16 +11,16 @@ import sys
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api import audit_trail, collections, genomics, health, usage
+from api.routes import audit_trail, collections, genomics, health, usage
 from api.audit import AuditMiddleware
 from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
 from api.ratelimit import RateLimitMiddleware
 from api.problems import EXCEPTION_HANDLERS
 from core.config import Settings
-from core.startup import prepare
+from cli.startup import prepare
 from core.ttl_cache import TTLCache
-from db.audit import AuditWriter
-from db.index_maintainer import IndexMaintainer
+from workers.audit_writer import AuditWriter
+from workers.index_maintainer import IndexMaintainer
 from db.pool import close, create_pool
 
 SHUTDOWN_DRAIN_SECONDS = 10
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         dsn = await prepare(settings)
-        pool = await create_pool(settings, dsn)
+        pool = await create_pool(dsn, **settings.pool_options())
         writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max)
         maintainer = IndexMaintainer(pool, settings.acquire_timeout)
         try:
@@ -53,6 +53,6 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
 
 
 if __name__ == "__main__":
-    from core.cli import main
+    from cli.main import main
 
     sys.exit(main(sys.argv[1:], create_app))

@@ -14,19 +14,18 @@ import ipaddress
 import logging
 import time
 from datetime import datetime, timezone
-from urllib.parse import parse_qsl, urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.paths import audit_exempt
 from api.problems import problem_response
+from api.redaction import redacted_query
 from api.trace import trace_id_from
 from core.logs import trace_id_var
 from db.audit import AuditRow, AuditWriteFailed
 
-EXEMPT_PATHS = frozenset({"/api/v1/health", "/api/v1/health/live"})
-SECRET_QUERY_KEYS = frozenset({"token", "access_token", "api_key", "apikey", "key", "secret", "password", "authorization"})
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request before the response"
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class _Exchange:
         self.started = time.perf_counter()
         self.occurred_at = datetime.now(timezone.utc)
         self.trace_id = trace_id_from(scope["headers"])
-        self.exempt = scope["path"] in EXEMPT_PATHS
+        self.exempt = audit_exempt(scope["path"])
         self.digest = hashlib.sha256()
         self.request_bytes = 0
         self.response_bytes = 0
@@ -193,7 +192,7 @@ class _Exchange:
         metadata = {
             "method": scope["method"],
             "endpoint": _clean(scope["path"], 1000),
-            "query": _redacted_query(scope.get("query_string", b"")),
+            "query": _clean(redacted_query(scope.get("query_string", b"")), 2000),
             "status_code": status,
             "response_time_ms": round((time.perf_counter() - self.started) * 1000, 3),
             "request_bytes": self.request_bytes,
@@ -248,10 +247,3 @@ def _clean(value: str, limit: int) -> str:
     value = "".join(ch if ch.isprintable() else "\ufffd" for ch in value)
     return value.encode("utf-8", "replace").decode("utf-8")
 
-
-def _redacted_query(raw: bytes) -> str:
-    if not raw:
-        return ""
-    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    safe = [(k, "REDACTED" if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs]
-    return _clean(urlencode(safe), 2000)

@@ -11,21 +11,17 @@ import logging
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.caller import Caller
+from api.paths import needs_token
 from api.problems import problem_response, unavailable_response
+from api.redaction import token_in_query
 from core import tokens
 from core.ttl_cache import TTLCache
 from db.institutions import find_token
 from db.pool import UNAVAILABLE_ERRORS, lend
 
-PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/health/live"})
-QUERY_TOKEN_KEYS = frozenset({"token", "access_token", "api_key", "apikey", "key", "authorization"})
 CACHE_MAX_ENTRIES = 10_000
 UNAUTHORIZED = "a valid API token is required: send it as 'Authorization: Bearer <token>'"
 log = logging.getLogger(__name__)
-
-
-def needs_auth(path: str) -> bool:
-    return (path == "/api/v1" or path.startswith("/api/v1/")) and path not in PUBLIC_PATHS
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -36,17 +32,12 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-def _token_in_query(scope: Scope) -> bool:
-    query = scope.get("query_string", b"").decode("latin-1").lower()
-    return any(part.split("=", 1)[0] in QUERY_TOKEN_KEYS for part in query.split("&") if part)
-
-
 class AuthMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not needs_auth(scope["path"]):
+        if scope["type"] != "http" or not needs_token(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:
@@ -70,7 +61,7 @@ class AuthMiddleware:
         await response(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Caller | tuple[int, str]:
-        if _token_in_query(scope):
+        if token_in_query(scope.get("query_string", b"")):
             return 401, "token_in_query"
         presented = _bearer(scope)
         if presented is None:

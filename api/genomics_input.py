@@ -14,9 +14,10 @@ import numpy as np
 
 from api.vector_input import (MAX_METADATA_BYTES, check_storable, optional_distance, metadata_filter, query_vector,
                               top_k, vector_id)
-from core.expression_input import (MAX_GENE_NAME, MAX_GENES, MAX_K_LIMIT, CompressionParams, parse_expression,
+from genomics.pca import CompressionParams
+from core.expression_input import (MAX_GENE_NAME, MAX_GENES, MAX_K_LIMIT, parse_expression,
                                    parse_params)
-from core.genomics import MAX_SEED
+MAX_SEED = 2**63 - 1  # fits a Postgres bigint
 from core.validation import InvalidInput, int_in, require_object
 
 PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         if not settings.database_url:
             raise RuntimeError("the reference app needs DATABASE_URL (bench/service.py sets it)")
-        pool = await create_pool(settings, settings.database_url)
+        pool = await create_pool(settings.database_url, **settings.pool_options())
         try:
             yield {"settings": settings, "pool": pool}
         finally:

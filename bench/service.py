@@ -54,7 +54,7 @@ import asyncpg  # noqa: E402
 
 from bench.processes import BenchError, Cleanup, free_port, start_embedded, stop_process  # noqa: E402
 from core.config import ConfigError, Settings  # noqa: E402
-from core.startup import describe  # noqa: E402
+from cli.startup import describe  # noqa: E402
 
 HEALTH_PATH = "/api/v1/health"
 START_TIMEOUT = 90.0

@@ -53,6 +53,11 @@ class Settings:
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {self.log_level!r}")
 
+    def pool_options(self) -> dict:
+        """The keyword arguments of db.pool.create_pool."""
+        return {"min_size": self.pool_min, "max_size": self.pool_max, "command_timeout": self.command_timeout,
+                "connect_timeout": self.connect_timeout}
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None

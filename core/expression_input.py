@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from genomics.pca import CompressionParams
 from core.validation import InvalidInput, int_in, number_in, require_object, text
 
 MAX_CELLS = 50_000
@@ -15,15 +16,6 @@ MAX_VALUES = 20_000_000
 MAX_GENE_NAME = 200
 MAX_K_LIMIT = 2000
 MODES = ("auto_evr", "fixed_k")
-
-
-@dataclass(frozen=True)
-class CompressionParams:
-    """How many components to keep: fixed_k keeps min(target, max_k, rank); auto_evr stops at evr_target."""
-
-    mode: str = "auto_evr"
-    evr_target: float = 0.9
-    max_k: int = 256
 
 
 def parse_params(body_params: Any, pointer: str = "/params") -> CompressionParams:

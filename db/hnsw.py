@@ -1,6 +1,6 @@
 """HNSW indexes per collection: the SQL templates (sql/templates/), their rendering, the rules for
 when a collection wants or uses one, and the DDL (CREATE/DROP INDEX CONCURRENTLY). The background
-work that runs the DDL is db/index_maintainer.py.
+work that runs the DDL is workers/index_maintainer.py.
 
 Why templates: all collections share one `vectors` table whose `embedding` column has no fixed
 dimension, so a collection's index is a partial expression index,
@@ -29,7 +29,6 @@ METRICS = ("cosine", "l2", "inner_product")
 SEARCH_HNSW = {metric: TEMPLATES[f"search_hnsw_{metric}"] for metric in METRICS}
 CREATE_HNSW_INDEX = {metric: TEMPLATES[f"create_hnsw_index_{metric}"] for metric in METRICS}
 DROP_HNSW_INDEX = TEMPLATES["drop_hnsw_index"]
-HNSW_INDEX_STATE = sql.statement("hnsw_index_state")
 STALE_HNSW_INDEXES = sql.statement("stale_hnsw_indexes")
 BEGIN_INDEX_BUILD = sql.statement("begin_index_build")
 FINISH_INDEX_BUILD = sql.statement("finish_index_build")
@@ -107,8 +106,3 @@ async def drop_stale(conn: asyncpg.Connection) -> list[tuple[int, int]]:
     for collection_id, seq in stale:
         await sql.execute(conn, render(DROP_HNSW_INDEX, collection_id=collection_id, seq=seq), timeout=BUILD_TIMEOUT)
     return stale
-
-
-async def index_state(conn: asyncpg.Connection, collection_id: int) -> bool | None:
-    """The collection's current index: None (none), False (invalid) or True (in use)."""
-    return await sql.fetchval(conn, HNSW_INDEX_STATE, collection_id)

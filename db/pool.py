@@ -10,8 +10,6 @@ from typing import AsyncIterator
 import asyncpg
 from pgvector.asyncpg import register_vector
 
-from core.config import Settings
-
 log = logging.getLogger(__name__)
 
 
@@ -37,15 +35,16 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
-async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, min_size: int, max_size: int, command_timeout: float,
+                      connect_timeout: float) -> asyncpg.Pool:
     """Open the pool; raises if the database cannot be reached or pgvector is missing."""
     return await asyncpg.create_pool(
         dsn,
-        min_size=settings.pool_min,
-        max_size=settings.pool_max,
+        min_size=min_size,
+        max_size=max_size,
         init=init_connection,
-        command_timeout=settings.command_timeout,
-        timeout=settings.connect_timeout,
+        command_timeout=command_timeout,
+        timeout=connect_timeout,
         server_settings={"application_name": "don-research-api", "TimeZone": "UTC"},
     )
 

@@ -6,13 +6,9 @@ import asyncpg
 from db import sql
 
 COUNT_REQUEST = sql.statement("count_request")
-CURRENT_WINDOW = sql.statement("current_window")
 
 
 async def count_request(conn: asyncpg.Connection, institution_id: int, limit: int):
     """Count one request if under `limit`: the row (hits, window_start) when admitted, None when not."""
     return await sql.fetchrow(conn, COUNT_REQUEST, institution_id, limit)
 
-
-async def current_window(conn: asyncpg.Connection, institution_id: int):
-    return await sql.fetchrow(conn, CURRENT_WINDOW, institution_id)

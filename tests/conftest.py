@@ -44,7 +44,7 @@ def settings(database_url, tmp_path_factory):
 
 @pytest_asyncio.fixture(scope="session")
 async def pool(settings):
-    pool = await create_pool(settings, settings.database_url)
+    pool = await create_pool(settings.database_url, **settings.pool_options())
     yield pool
     await pool.close()
 

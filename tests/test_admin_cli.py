@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core import admin, tokens
+from cli import admin
+from core import tokens
 from core.config import Settings
 from db.audit import AuditRow, insert_rows
 from tests.test_config_and_startup import run_app

@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from api import health
+from api.routes import health
 from api.audit import AuditMiddleware
 from api.problems import EXCEPTION_HANDLERS
 from core import logs
 from core.validation import InvalidInput
-from db.audit import AuditWriter
+from workers.audit_writer import AuditWriter
 from db.pool import create_pool
 from tests import pg
 from tests.conftest import TEST_CLIENT, audit_rows
@@ -207,7 +207,7 @@ async def broken_writer_client(settings, server_url):
     conn = await asyncpg.connect(url)
     await conn.execute("CREATE EXTENSION IF NOT EXISTS vector; CREATE TABLE _yoyo_migration (migration_id text, applied_at_utc timestamp)")
     await conn.close()
-    broken_pool = await create_pool(settings, url)
+    broken_pool = await create_pool(url, **settings.pool_options())
     async with client_for(settings, broken_pool) as client:
         yield client, client.writer
     await broken_pool.close()

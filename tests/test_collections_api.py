@@ -8,7 +8,7 @@ import uuid
 import numpy as np
 import pytest
 
-from db import index_maintainer
+from workers import index_maintainer
 from tests.conftest import audit_rows
 
 DIMS = 4

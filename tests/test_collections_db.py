@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from pgvector import Vector
 
-from db import collections, hnsw, index_maintainer, sql, vector_search, vectors
+from db import collections, hnsw, sql, vector_search, vectors
+from workers import index_maintainer
 from db.collections import Collection
-from db.index_maintainer import IndexMaintainer, build_and_adopt
+from workers.index_maintainer import IndexMaintainer, build_and_adopt
 
 DIMS = 8
 
@@ -250,6 +251,14 @@ async def test_a_collection_below_the_threshold_is_searched_exactly_even_with_an
         assert (await vector_search.search(conn, collection, np.ones(DIMS, np.float32), 5)).strategy == "exact"
 
 
+async def index_state(conn, collection_id: int) -> bool | None:
+    """The collection's current index: None (none), False (invalid) or True (in use)."""
+    return await conn.fetchval(
+        "SELECT i.indisvalid FROM collections c JOIN pg_index i"
+        " ON i.indexrelid = to_regclass(format('vectors_hnsw_%s_%s', c.id, c.index_seq)) WHERE c.id = $1",
+        collection_id)
+
+
 async def index_names(conn, collection_id: int) -> list[str]:
     rows = await conn.fetch("SELECT relname FROM pg_class WHERE relname LIKE $1 ORDER BY relname",
                             f"vectors\\_hnsw\\_{collection_id}\\_%")
@@ -272,13 +281,13 @@ async def test_stale_indexes_are_dropped_replaced_deleted_and_interrupted(pool, 
         await build_and_adopt(conn, replaced.id)
         with pytest.raises(asyncpg.DataError):
             await build_and_adopt(conn, broken.id)
-        assert len(await index_names(conn, broken.id)) == 1 and await hnsw.index_state(conn, broken.id) is None
+        assert len(await index_names(conn, broken.id)) == 1 and await index_state(conn, broken.id) is None
         await collections.delete(conn, institution.id, deleted.name)
         dropped = {collection_id for collection_id, _ in await hnsw.drop_stale(conn)}
         assert {replaced.id, deleted.id, broken.id} <= dropped and kept.id not in dropped
         assert [len(await index_names(conn, c.id)) for c in (kept, replaced, deleted, broken)] == [1, 1, 0, 0]
         assert await index_names(conn, replaced.id) != first
-        assert await hnsw.index_state(conn, replaced.id) is True
+        assert await index_state(conn, replaced.id) is True
 
 
 async def test_rows_written_after_the_build_are_found_through_the_exact_tail(pool, institution):
@@ -318,7 +327,7 @@ async def test_the_maintainer_builds_wanted_indexes_and_drops_forgotten_ones(poo
     assert maintainer.is_building(collection.id)
     await maintainer.idle()
     async with pool.acquire() as conn:
-        assert await hnsw.index_state(conn, collection.id) is True
+        assert await index_state(conn, collection.id) is True
         await collections.delete(conn, institution.id, collection.name)
     maintainer.forget(collection.id)
     await maintainer.idle()

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from core.genomics import Compression, cluster, default_cluster_count
+from genomics.kmeans import cluster, default_cluster_count
+from genomics.pca import Compression
 
 TOP_CELL_TYPES = 20  # cell-type counts kept per cluster
 

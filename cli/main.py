@@ -10,9 +10,10 @@ import signal
 import sys
 from typing import Callable
 
-from core import admin, logs
+from cli import admin
+from core import logs
 from core.config import ConfigError, Settings
-from core.startup import StartupError, describe, prepare, resolve_database, wait_for_database
+from cli.startup import StartupError, describe, prepare, resolve_database, wait_for_database
 from db import migrations
 
 log = logging.getLogger("don")

@@ -1,19 +1,34 @@
-"""Expression-matrix compression (log1p, centring, exact SVD), projection, marker queries, k-means; pure NumPy."""
+"""Expression-matrix compression (log1p, centring, exact SVD), projection and marker queries; pure NumPy.
+
+No HTTP here: inputs arrive validated, and what the maths itself cannot use raises MatrixError or
+MarkerError, which each endpoint maps to its own field.
+"""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from core.expression_input import (MAX_GENES, CompressionParams, parse_expression,  # noqa: F401 (re-export)
-                                   parse_gene_names, parse_params)
-from core.validation import InvalidInput, int_in
-
 CAP_REASONS = ("evr_target", "compression_target", "max_k", "rank")
-MAX_SEED = 2**63 - 1  # fits a Postgres bigint
 BASIS_VERSION = 1
+
+
+class MatrixError(ValueError):
+    """The expression matrix cannot be compressed (no variance, or values too large)."""
+
+
+class MarkerError(ValueError):
+    """Marker genes give no usable query direction in a project's basis."""
+
+
+@dataclass(frozen=True)
+class CompressionParams:
+    """How many components to keep: fixed_k keeps min(target, max_k, rank); auto_evr stops at evr_target."""
+
+    mode: str = "auto_evr"
+    evr_target: float = 0.9
+    max_k: int = 256
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -62,13 +77,12 @@ def compress(matrix: np.ndarray, target_dimensions: int, params: CompressionPara
     """log1p, centre genes, exact SVD, keep k components. Deterministic; the seed is only recorded
     here (it matters for clustering), since no randomized solver is used."""
     params = params or CompressionParams()
-    target = int_in(target_dimensions, "/compression_target", 1, MAX_GENES)
-    seed = int_in(seed, "/seed", 0, MAX_SEED)
+    target = target_dimensions
     log = np.log1p(np.asarray(matrix, dtype=np.float64))
     n_cells, n_genes = log.shape
     centred, means = _centre(log)
     if not centred.any():
-        raise InvalidInput("/expression_matrix", "no variance to compress: every gene has the same value in every cell")
+        raise MatrixError("no variance to compress: every gene has the same value in every cell")
 
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
     tol = s[0] * max(n_cells, n_genes) * np.finfo(np.float64).eps  # numpy.linalg.matrix_rank's default
@@ -94,7 +108,7 @@ def compress(matrix: np.ndarray, target_dimensions: int, params: CompressionPara
     # = U_k·S_k with the fixed signs, computed as a projection so project() on the same cells matches bit for bit.
     vectors = centred @ components.T
     if not np.isfinite(vectors).all():
-        raise InvalidInput("/expression_matrix", "values are too large to compress to finite vectors")
+        raise MatrixError("values are too large to compress to finite vectors")
     kept = ratios[:k]
     return Compression(
         vectors=_frozen(vectors), components=_frozen(components), gene_means=_frozen(means),
@@ -163,7 +177,7 @@ def project(basis: Basis, gene_names: list[str], matrix: np.ndarray) -> np.ndarr
     position = {name: i for i, name in enumerate(gene_names)}
     basis_idx = [j for j, name in enumerate(basis.gene_names) if name in position]
     if not basis_idx:
-        raise InvalidInput("/gene_names", "none of these genes is in the project's basis")
+        raise MarkerError("none of these genes is in the project's basis")
     data_idx = [position[basis.gene_names[j]] for j in basis_idx]
     # Genes the new data lacks sit at the basis mean, i.e. contribute 0 after centring.
     centred = np.zeros((matrix.shape[0], len(basis.gene_names)))
@@ -171,83 +185,20 @@ def project(basis: Basis, gene_names: list[str], matrix: np.ndarray) -> np.ndarr
     return centred @ basis.components.T
 
 
-def encode_markers(basis: Basis, marker_genes: Any) -> tuple[np.ndarray, list[str]]:
+def encode_markers(basis: Basis, marker_genes: list[str]) -> tuple[np.ndarray, list[str]]:
     """Query vector for marker genes (at their high value, all else at the mean); returns (vector, unknown)."""
-    if not isinstance(marker_genes, list) or not marker_genes:
-        raise InvalidInput("/gene_names", "must be a non-empty list of gene names")
-    if len(marker_genes) > MAX_GENES:
-        raise InvalidInput("/gene_names", f"has {len(marker_genes)} genes; at most {MAX_GENES} are allowed")
-    markers = list(dict.fromkeys(_marker_name(g, i) for i, g in enumerate(marker_genes)))  # dedupe, keep order
+    markers = list(dict.fromkeys(marker_genes))  # dedupe, keep order
     index = {name: j for j, name in enumerate(basis.gene_names)}
     known = [index[g] for g in markers if g in index]
     unknown = [g for g in markers if g not in index]
     if not known:
-        raise InvalidInput("/gene_names", "none of these genes is in the project's basis")
+        raise MarkerError("none of these genes is in the project's basis")
     delta = basis.gene_high[known] - basis.gene_means[known]
     delta[np.abs(delta) <= 1e-12 * (1.0 + np.abs(basis.gene_means[known]))] = 0.0  # rounding, not signal
     vector = basis.components[:, known] @ delta
     # Rows of components are orthonormal, so |vector| ≤ |delta|; a tiny ratio means no usable direction.
     if not delta.any() or np.linalg.norm(vector) <= 1e-9 * np.linalg.norm(delta):
-        raise InvalidInput("/gene_names", "these marker genes do not vary in the project's data "
+        raise MarkerError("these marker genes do not vary in the project's data "
                                           "(or only outside its kept components), so they give no direction")
     return vector, unknown
 
-
-def _marker_name(value: Any, i: int) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"/gene_names/{i}", "must be a non-empty string")
-    return value
-
-
-def default_cluster_count(n_cells: int) -> int:
-    """max(1, min(50, round(sqrt(n_cells / 2))))."""
-    return max(1, min(50, round(math.sqrt(n_cells / 2))))
-
-
-def cluster(vectors: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic k-means (k-means++ init from `seed`, ≤100 Lloyd steps): (labels, centroids)."""
-    x = np.asarray(vectors, dtype=np.float64)
-    n = x.shape[0]
-    if x.ndim != 2 or n == 0:
-        raise ValueError("cluster() needs a non-empty cells × dimensions array")
-    k = min(int_in(n_clusters, "/n_clusters", 1, 10_000), n)
-    rng = np.random.default_rng(int_in(seed, "/seed", 0, MAX_SEED))
-    centroids = _kmeans_pp(x, k, rng)
-    labels = np.full(n, -1)
-    for _ in range(100):
-        dist = _sq_distances(x, centroids)
-        new_labels = dist.argmin(axis=1)
-        if np.array_equal(new_labels, labels):
-            break
-        labels = new_labels
-        counts = np.bincount(labels, minlength=k)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, labels, x)
-        nonempty = counts > 0
-        centroids[nonempty] = sums[nonempty] / counts[nonempty, None]
-        # An emptied cluster restarts at the point farthest from its centroid (deterministic).
-        own = dist[np.arange(n), labels]
-        for j in np.flatnonzero(~nonempty):
-            far = int(own.argmax())
-            centroids[j] = x[far]
-            own[far] = -1.0
-    return labels, centroids
-
-
-def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    centroids = np.empty((k, x.shape[1]))
-    centroids[0] = x[rng.integers(x.shape[0])]
-    closest = _sq_distances(x, centroids[:1])[:, 0]
-    for j in range(1, k):
-        total = closest.sum()
-        # Sample ∝ squared distance; searchsorted avoids rng.choice's strict sum-to-one check.
-        pick = int(np.searchsorted(np.cumsum(closest), rng.random() * total, side="right")) if total > 0 \
-            else int(rng.integers(x.shape[0]))
-        centroids[j] = x[min(pick, x.shape[0] - 1)]
-        closest = np.minimum(closest, _sq_distances(x, centroids[j:j + 1])[:, 0])
-    return centroids
-
-
-def _sq_distances(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    d = (x * x).sum(axis=1)[:, None] - 2.0 * (x @ c.T) + (c * c).sum(axis=1)[None, :]
-    return np.maximum(d, 0.0)  # the expansion can go slightly negative through rounding

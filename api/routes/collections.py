@@ -24,7 +24,7 @@ from db import collections as db_collections
 from db import hnsw, vector_search
 from db import vectors as db_vectors
 from db.collections import Collection
-from db.index_maintainer import IndexMaintainer
+from workers.index_maintainer import IndexMaintainer
 from db.pool import lend
 
 

@@ -18,13 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.caller import caller_of
-from api.collections import borrow, index_maintainer, run_search
+from api.routes.collections import borrow, index_maintainer, run_search
 from api.genomics_input import (parse_build, parse_compress, parse_encode, parse_project_search, project_id,
                                 project_query_vector)
 from api.problems import Problem
 from core.validation import parse_json
-from core.genomics import Basis, basis_from, compress, encode_markers
-from core.genomics_vectors import cell_vectors, cluster_vectors
+from genomics.pca import Basis, MarkerError, MatrixError, basis_from, compress, encode_markers
+from genomics.project_vectors import cell_vectors, cluster_vectors
 from core.validation import InvalidInput
 from db import collections as db_collections
 from db import genomics_projects
@@ -45,10 +45,18 @@ def no_project(pid: str) -> Problem:
     return Problem(404, f"no genomics project {pid!r}; build it first with POST /api/v1/genomics/vectors/build")
 
 
+def _compressed(matrix, target: int, params, seed: int):
+    """The PCA of a request's matrix; what the maths cannot use is a 422 on the matrix."""
+    try:
+        return compress(matrix, target, params, seed)
+    except MatrixError as exc:
+        raise InvalidInput("/expression_matrix", str(exc)) from None
+
+
 def _compress(body: bytes) -> bytes:
     request = parse_compress(parse_json(body))
     started = time.perf_counter()
-    result = compress(request.matrix, request.target, request.params, request.seed)
+    result = _compressed(request.matrix, request.target, request.params, request.seed)
     stats = {**result.stats(), "cells": int(request.matrix.shape[0]), "runtime_ms": _ms(started)}
     return _dumps({"compressed_matrix": result.vectors.tolist(), "stats": stats})
 
@@ -62,7 +70,7 @@ async def compress_matrix(request: Request) -> Response:
 def _prepare_build(body: bytes) -> tuple[Build, dict[str, Any]]:
     request = parse_build(parse_json(body))
     started = time.perf_counter()
-    compression = compress(request.matrix, request.target, request.params, request.seed)
+    compression = _compressed(request.matrix, request.target, request.params, request.seed)
     n_cells, n_genes = request.matrix.shape
     if compression.achieved_dimensions * n_genes > MAX_BASIS_VALUES:
         raise InvalidInput("/target_dimensions", f"{compression.achieved_dimensions} dimensions × {n_genes} genes "
@@ -109,7 +117,10 @@ async def build_vectors(request: Request) -> JSONResponse:
 
 
 def _encode(basis_text: str, gene_names: list[str]) -> tuple[np.ndarray, list[str]]:
-    vector, unknown = encode_markers(Basis.from_json(json.loads(basis_text)), gene_names)
+    try:
+        vector, unknown = encode_markers(Basis.from_json(json.loads(basis_text)), gene_names)
+    except MarkerError as exc:
+        raise InvalidInput("/gene_names", str(exc)) from None
     vector32 = vector.astype(np.float32)
     if not vector32.any() or not np.isfinite(vector32).all():
         raise InvalidInput("/gene_names", "these marker genes give no usable direction in the project's space")

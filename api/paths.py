@@ -1,0 +1,18 @@
+"""Which paths are special: the one home of the health, public and audit-exempt path rules."""
+from __future__ import annotations
+
+API_PREFIX = "/api/v1"
+# Probes must always learn the truth: these answer even when their audit row cannot be written.
+HEALTH_PATHS = frozenset({"/api/v1/health", "/api/v1/health/live"})
+# Outside /api/v1 nothing needs a token (the docs page, its assets, the OpenAPI document);
+# inside it only the health paths are open. Every path is audited all the same.
+PUBLIC_API_PATHS = HEALTH_PATHS
+
+
+def needs_token(path: str) -> bool:
+    return (path == API_PREFIX or path.startswith(API_PREFIX + "/")) and path not in PUBLIC_API_PATHS
+
+
+def audit_exempt(path: str) -> bool:
+    """True where the response leaves even if its audit row failed (the row is still attempted)."""
+    return path in HEALTH_PATHS
