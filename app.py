@@ -11,7 +11,9 @@ import sys
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api.routes import audit_trail, collections, genomics, health, usage
+from api.endpoint import routes
+from api.routes import audit_trail, collections, docs, genomics, health, usage
+from api.routes.contract import openapi_endpoints
 from api.audit import AuditMiddleware
 from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
 from api.ratelimit import RateLimitMiddleware
@@ -20,8 +22,8 @@ from core.config import Settings
 from cli.startup import prepare
 from core.ttl_cache import TTLCache
 from workers.audit_writer import AuditWriter
-from workers.index_maintainer import IndexMaintainer
 from db.pool import close, create_pool
+from workers.index_maintainer import IndexMaintainer
 
 SHUTDOWN_DRAIN_SECONDS = 10
 
@@ -45,10 +47,10 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
             await close(pool)
 
-    routes = [*health.routes, *usage.routes, *audit_trail.routes, *collections.routes, *genomics.routes]
+    api = [*health.endpoints, *usage.endpoints, *audit_trail.endpoints, *collections.endpoints, *genomics.endpoints]
     # Order matters: authenticate first, then count the request against the caller's quota.
     middleware = [Middleware(AuthMiddleware), Middleware(RateLimitMiddleware)]
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app = Starlette(routes=[*routes([*api, *openapi_endpoints(api)]), *docs.routes], middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     return AuditMiddleware(app, max_body_bytes=settings.max_body_bytes)
 
 

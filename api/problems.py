@@ -10,11 +10,33 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.validation import InvalidInput
 from db.pool import DatabaseUnavailable
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
+
+
+class InvalidInput(ValueError):
+    """Client input that breaks the contract: answered as 422 (or 400) naming the offending field."""
+
+    def __init__(self, pointer: str, detail: str, status: int = 422, parameter: str | None = None,
+                 errors: list[dict] | None = None):
+        super().__init__(detail)
+        self.pointer = pointer
+        self.detail = detail
+        self.status = status
+        self.parameter = parameter  # set for a query parameter instead of a body field
+        self.errors = errors
+
+    @classmethod
+    def query(cls, name: str, detail: str) -> "InvalidInput":
+        return cls("", f"query parameter {name!r}: {detail}", parameter=name)
+
+    def error_items(self) -> list[dict]:
+        if self.errors:
+            return self.errors
+        where = {"parameter": self.parameter} if self.parameter is not None else {"pointer": self.pointer}
+        return [{**where, "detail": self.detail}]
 
 
 class Problem(Exception):
@@ -71,7 +93,7 @@ async def on_http_exception(request: Request, exc: HTTPException) -> Response:
 
 async def on_invalid_input(request: Request, exc: InvalidInput) -> Response:
     return problem_response(exc.status, exc.detail, trace_id_of(request),
-                            errors=[exc.error_item()],
+                            errors=exc.error_items(),
                             kind="invalid-input" if exc.status == 422 else None)
 
 

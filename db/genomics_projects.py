@@ -16,9 +16,12 @@ INSERT_GENOMICS_PROJECT = sql.statement("insert_genomics_project")
 PROJECT_METRIC = "cosine"  # marker queries give a direction from the mean cell, not a position
 
 
+COLLECTION_PREFIX = "genomics."  # the one home of the prefix; api/schemas reserves it for projects
+
+
 def collection_name(project_id: str) -> str:
     """A project's collection; the API refuses this prefix for ordinary collections."""
-    return f"genomics.{project_id}"
+    return f"{COLLECTION_PREFIX}{project_id}"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from api.endpoint import routes as endpoint_routes
 from api.routes import health
 from api.audit import AuditMiddleware
 from api.problems import EXCEPTION_HANDLERS
 from core import logs
-from core.validation import InvalidInput
+from api.problems import InvalidInput
 from workers.audit_writer import AuditWriter
 from db.pool import create_pool
 from tests import pg
@@ -55,7 +56,7 @@ async def logs_trace(request: Request) -> JSONResponse:
 
 def tiny_app() -> AuditMiddleware:
     routes = [Route("/echo", echo, methods=["POST"]), Route("/boom", boom), Route("/invalid", invalid),
-              Route("/stream", stream), Route("/logs", logs_trace), *health.routes]
+              Route("/stream", stream), Route("/logs", logs_trace), *endpoint_routes(health.endpoints)]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     return AuditMiddleware(app, max_body_bytes=LIMIT)
 

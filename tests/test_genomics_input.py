@@ -4,10 +4,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import expression_input
-from core.expression_input import parse_expression, parse_params
-from core.validation import InvalidInput
+from api.problems import InvalidInput
+from api.schemas import genomics as expression_input
+from api.schemas.genomics import MAX_GENES
 from genomics.pca import CompressionParams
+
+
+def parse_expression(genes, matrix):
+    """The compress request's checks of gene names and matrix, as one call."""
+    request = expression_input.parse_compress({"gene_names": genes, "expression_matrix": matrix,
+                                               "compression_target": 1})
+    return request.gene_names, request.matrix
+
+
+def parse_params(raw):
+    return expression_input.parse_compress({"gene_names": ["a", "b"], "expression_matrix": [[1, 2], [3, 4]],
+                                            "compression_target": 1, "params": raw}).params
 
 
 GENES = ["a", "b", "c"]
@@ -63,16 +75,9 @@ def test_messages_say_what_is_wrong():
     assert "negative" in detail(GENES, [[1, -2, 3]])
 
 
-def test_pointer_prefix_is_prepended():
-    with pytest.raises(InvalidInput) as err:
-        parse_expression(GENES, [[1, 2, 3], [1, NAN, 3]], pointer_prefix="/data")
-    assert err.value.pointer == "/data/expression_matrix/1/1"
-
-
 @pytest.mark.parametrize("limit, value, genes, rows, pointer", [
     ("MAX_VALUES", 5, 3, 2, "/expression_matrix"),
     ("MAX_CELLS", 1, 3, 2, "/expression_matrix"),
-    ("MAX_GENES", 2, 3, 2, "/gene_names"),
 ])
 def test_size_guard(monkeypatch, limit, value, genes, rows, pointer):
     monkeypatch.setattr(expression_input, limit, value)
@@ -110,3 +115,10 @@ def test_bad_params_name_the_field(raw, pointer):
     assert err.value.pointer == pointer
 
 
+
+
+def test_more_genes_than_allowed_are_refused_at_the_list():
+    genes = [f"g{i}" for i in range(MAX_GENES + 1)]
+    with pytest.raises(InvalidInput) as err:
+        parse_expression(genes, [[1] * len(genes)])
+    assert err.value.pointer == "/gene_names" and "at most" in err.value.detail

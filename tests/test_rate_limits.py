@@ -72,5 +72,6 @@ async def test_usage_reports_the_window(client, pool):
     for _ in range(3):
         await client.get("/api/v1/usage", headers=inst.headers)
     body = (await client.get("/api/v1/usage", headers=inst.headers)).json()
+    body["reset_at"] = datetime.fromisoformat(body["reset_at"])  # ISO 8601 (UTC written as Z)
     assert body == {"institution": inst.slug, "tier": "nonprofit", "window": "hourly", "limit": 50, "used": 4,
-                    "remaining": 46, "reset_at": window_end(datetime.now(timezone.utc)).isoformat()}
+                    "remaining": 46, "reset_at": window_end(datetime.now(timezone.utc))}

@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from api import vector_input as vi
-from core.validation import InvalidInput, parse_json
+from api.body import parse_json
+from api.problems import InvalidInput
+from api.schemas import collections as vi
+from api.schemas.common import MAX_METADATA_BYTES
 
 
 def items_body(vectors, ids=None, metadata=None) -> bytes:
@@ -77,7 +79,7 @@ def test_too_many_items_are_refused_before_any_is_read():
 
 
 def test_oversized_metadata_is_refused():
-    body = parse_json(items_body([[1.0]], metadata=[{"k": "x" * (vi.MAX_METADATA_BYTES + 1)}]))
+    body = parse_json(items_body([[1.0]], metadata=[{"k": "x" * (MAX_METADATA_BYTES + 1)}]))
     assert problem(lambda: vi.parse_items(body, 1, "l2")).pointer == "/items/0/metadata"
 
 

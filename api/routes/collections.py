@@ -12,20 +12,22 @@ from typing import Any
 import asyncpg
 from pgvector import Vector
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
+from api.body import check_json_request, parse_json
 from api.caller import caller_of
+from api.endpoint import Endpoint, answer, json_body
 from api.problems import Problem
-from api.vector_input import (Items, is_collection_name, is_vector_id, parse_collection_spec, parse_items,
-                              parse_search)
-from core.validation import parse_json
+from api.schemas.collections import (CollectionCreate, CollectionInfo, CollectionList, Items, SearchRequest,
+                                     SearchResult, StoredVector, UpsertRequest, UpsertResult, is_collection_name,
+                                     is_vector_id, parse_collection_spec, parse_items, parse_search)
 from db import collections as db_collections
 from db import hnsw, vector_search
 from db import vectors as db_vectors
 from db.collections import Collection
 from workers.index_maintainer import IndexMaintainer
 from db.pool import lend
+from workers.index_maintainer import IndexMaintainer
 
 
 def index_maintainer(request: Request) -> IndexMaintainer:
@@ -51,7 +53,7 @@ def collection_json(collection: Collection, maintainer: IndexMaintainer) -> dict
             "search": "hnsw" if hnsw.uses_index(collection) else "exact",
             "index_recall_at_10": None if collection.index_recall is None else round(collection.index_recall, 3),
             "index_ef_search": collection.index_ef_search,
-            "created_at": collection.created_at.isoformat(), "updated_at": collection.updated_at.isoformat()}
+            "created_at": collection.created_at, "updated_at": collection.updated_at}
 
 
 async def find(request: Request, conn: asyncpg.Connection, name: str) -> Collection:
@@ -64,31 +66,31 @@ async def find(request: Request, conn: asyncpg.Connection, name: str) -> Collect
     return collection
 
 
-async def create_collection(request: Request) -> JSONResponse:
+async def create_collection(request: Request) -> Response:
     caller = caller_of(request)
-    spec = parse_collection_spec(parse_json(await request.body()))
+    spec = parse_collection_spec(await json_body(request))
     async with borrow(request) as conn:
         try:
             collection = await db_collections.create(conn, caller.institution_id, spec.name, spec.dimensions, spec.metric)
         except asyncpg.UniqueViolationError:
             raise Problem(409, f"a collection named {spec.name!r} already exists") from None
-    return JSONResponse(collection_json(collection, index_maintainer(request)), status_code=201,
-                        headers={"Location": f"/api/v1/collections/{collection.name}"})
+    return answer(CollectionInfo, collection_json(collection, index_maintainer(request)), status=201,
+                  headers={"Location": f"/api/v1/collections/{collection.name}"})
 
 
-async def list_collections(request: Request) -> JSONResponse:
+async def list_collections(request: Request) -> Response:
     caller = caller_of(request)
     async with borrow(request) as conn:
         found = await db_collections.list_for(conn, caller.institution_id)
     maintainer = index_maintainer(request)
-    return JSONResponse({"collections": [collection_json(c, maintainer) for c in found]})
+    return answer(CollectionList, {"collections": [collection_json(c, maintainer) for c in found]})
 
 
-async def get_collection(request: Request) -> JSONResponse:
+async def get_collection(request: Request) -> Response:
     caller_of(request)
     async with borrow(request) as conn:
         collection = await find(request, conn, request.path_params["name"])
-    return JSONResponse(collection_json(collection, index_maintainer(request)))
+    return answer(CollectionInfo, collection_json(collection, index_maintainer(request)))
 
 
 async def delete_collection(request: Request) -> Response:
@@ -110,8 +112,9 @@ def _items_for_database(body: bytes, dimensions: int, metric: str) -> tuple[Item
     return items, [Vector(row) for row in items.vectors]
 
 
-async def upsert_vectors(request: Request) -> JSONResponse:
+async def upsert_vectors(request: Request) -> Response:
     caller = caller_of(request)
+    check_json_request(request.headers)
     async with borrow(request) as conn:
         collection = await find(request, conn, request.path_params["name"])
     body = await request.body()
@@ -121,8 +124,8 @@ async def upsert_vectors(request: Request) -> JSONResponse:
                                          items.metadata_json)
     if result is None:  # deleted between the look-up and the write: nothing was written
         raise not_found(collection.name)
-    return JSONResponse({"collection": collection.name, "upserted": result.written, "inserted": result.inserted,
-                         "updated": result.written - result.inserted, "vector_count": result.vector_count})
+    return answer(UpsertResult, {"collection": collection.name, "upserted": result.written, "inserted": result.inserted,
+                                 "updated": result.written - result.inserted, "vector_count": result.vector_count})
 
 
 def path_vector_id(request: Request, collection: Collection) -> str:
@@ -133,7 +136,7 @@ def path_vector_id(request: Request, collection: Collection) -> str:
     return vector_id
 
 
-async def get_vector(request: Request) -> JSONResponse:
+async def get_vector(request: Request) -> Response:
     caller_of(request)
     async with borrow(request) as conn:
         collection = await find(request, conn, request.path_params["name"])
@@ -141,8 +144,8 @@ async def get_vector(request: Request) -> JSONResponse:
         row = await db_vectors.get(conn, collection.id, vector_id)
     if row is None:
         raise Problem(404, f"no vector with id {vector_id!r} in collection {collection.name!r}")
-    return JSONResponse({"id": row["id"], "vector": row["embedding"].to_list(), "metadata": row["metadata"],
-                         "updated_at": row["updated_at"].isoformat()})
+    return answer(StoredVector, {"id": row["id"], "vector": row["embedding"].to_list(), "metadata": row["metadata"],
+                                 "updated_at": row["updated_at"]})
 
 
 async def delete_vector(request: Request) -> Response:
@@ -169,25 +172,32 @@ async def run_search(request: Request, conn: asyncpg.Connection, collection: Col
             "search_ms": round(elapsed_ms, 3), "strategy": result.strategy}
 
 
-async def search(request: Request) -> JSONResponse:
+async def search(request: Request) -> Response:
     caller_of(request)
-    body = parse_json(await request.body())
+    body = await json_body(request)
     async with borrow(request) as conn:
         collection = await find(request, conn, request.path_params["name"])
         query = parse_search(body, collection.dimensions, collection.metric)
-        answer = await run_search(request, conn, collection, query=query.vector, top_k=query.top_k,
+        result = await run_search(request, conn, collection, query=query.vector, top_k=query.top_k,
                                   metadata_filter=query.metadata_filter, max_distance=query.max_distance,
                                   ef_search=query.ef_search)
-    return JSONResponse(answer)
+    return answer(SearchResult, result)
 
 
-routes = [
-    Route("/api/v1/collections", create_collection, methods=["POST"]),
-    Route("/api/v1/collections", list_collections, methods=["GET"]),
-    Route("/api/v1/collections/{name}", get_collection, methods=["GET"]),
-    Route("/api/v1/collections/{name}", delete_collection, methods=["DELETE"]),
-    Route("/api/v1/collections/{name}/vectors", upsert_vectors, methods=["POST"]),
-    Route("/api/v1/collections/{name}/search", search, methods=["POST"]),
-    Route("/api/v1/collections/{name}/vectors/{vector_id:path}", get_vector, methods=["GET"]),
-    Route("/api/v1/collections/{name}/vectors/{vector_id:path}", delete_vector, methods=["DELETE"]),
+endpoints = [
+    Endpoint("POST", "/api/v1/collections", create_collection, "Create a collection", "collections",
+             CollectionInfo, status=201, body=CollectionCreate, errors=(409,), headers=("Location",)),
+    Endpoint("GET", "/api/v1/collections", list_collections, "List your collections", "collections", CollectionList),
+    Endpoint("GET", "/api/v1/collections/{name}", get_collection, "A collection and its index", "collections",
+             CollectionInfo),
+    Endpoint("DELETE", "/api/v1/collections/{name}", delete_collection, "Delete a collection and its vectors",
+             "collections", None, status=204),
+    Endpoint("POST", "/api/v1/collections/{name}/vectors", upsert_vectors, "Insert or overwrite vectors, all or nothing",
+             "collections", UpsertResult, body=UpsertRequest),
+    Endpoint("POST", "/api/v1/collections/{name}/search", search, "Nearest vectors to a query", "collections",
+             SearchResult, body=SearchRequest),
+    Endpoint("GET", "/api/v1/collections/{name}/vectors/{vector_id}", get_vector, "One stored vector",
+             "collections", StoredVector, path_params_with_slash=("vector_id",)),
+    Endpoint("DELETE", "/api/v1/collections/{name}/vectors/{vector_id}", delete_vector, "Delete one vector",
+             "collections", None, status=204, path_params_with_slash=("vector_id",)),
 ]

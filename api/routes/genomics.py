@@ -8,28 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
 import numpy as np
 from pgvector import Vector
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
+from api.body import check_json_request, parse_json
 from api.caller import caller_of
+from api.endpoint import Endpoint, answer, json_body
+from api.problems import InvalidInput, Problem
 from api.routes.collections import borrow, index_maintainer, run_search
-from api.genomics_input import (parse_build, parse_compress, parse_encode, parse_project_search, project_id,
-                                project_query_vector)
-from api.problems import Problem
-from core.validation import parse_json
+from api.schemas.common import PROJECT_ID_PATTERN
+from api.schemas.genomics import (BuildRequest, BuildResult, CompressRequest, CompressResult, EncodeRequest,
+                                  EncodeResult, Project, ProjectSearchRequest, ProjectSearchResult, parse_build,
+                                  parse_compress, parse_encode, parse_project_search, project_query_vector)
 from genomics.pca import Basis, MarkerError, MatrixError, basis_from, compress, encode_markers
 from genomics.project_vectors import cell_vectors, cluster_vectors
-from core.validation import InvalidInput
 from db import collections as db_collections
 from db import genomics_projects
 from db.genomics_projects import Build
 
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 MAX_BASIS_VALUES = 4_000_000  # components (dimensions × genes) stored with a project: ~80 MB of JSON
 
 
@@ -63,6 +66,7 @@ def _compress(body: bytes) -> bytes:
 
 async def compress_matrix(request: Request) -> Response:
     caller_of(request)
+    check_json_request(request.headers)
     body = await request.body()
     return Response(await asyncio.to_thread(_compress, body), media_type="application/json")
 
@@ -104,8 +108,9 @@ def _prepare_build(body: bytes) -> tuple[Build, dict[str, Any]]:
     return build, summary
 
 
-async def build_vectors(request: Request) -> JSONResponse:
+async def build_vectors(request: Request) -> Response:
     caller = caller_of(request)
+    check_json_request(request.headers)
     body = await request.body()
     build, summary = await asyncio.to_thread(_prepare_build, body)
     started = time.perf_counter()
@@ -113,7 +118,7 @@ async def build_vectors(request: Request) -> JSONResponse:
         replaced = await genomics_projects.replace(conn, caller.institution_id, build)
     if replaced.previous_collection_id is not None:
         index_maintainer(request).forget(replaced.previous_collection_id)
-    return JSONResponse({**summary, "vector_count": replaced.vector_count, "store_ms": _ms(started)})
+    return answer(BuildResult, {**summary, "vector_count": replaced.vector_count, "store_ms": _ms(started)})
 
 
 def _encode(basis_text: str, gene_names: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -134,19 +139,19 @@ async def _basis_text(conn, institution_id: int, pid: str) -> str:
     return text
 
 
-async def encode_query(request: Request) -> JSONResponse:
+async def encode_query(request: Request) -> Response:
     caller = caller_of(request)
-    query = parse_encode(parse_json(await request.body()))
+    query = parse_encode(await json_body(request))
     async with borrow(request) as conn:
         text = await _basis_text(conn, caller.institution_id, query.project_id)
     vector, unknown = await asyncio.to_thread(_encode, text, query.gene_names)
-    return JSONResponse({"project_id": query.project_id, "query_vector": vector.tolist(), "dimensions": len(vector),
-                         "unknown_genes": unknown})
+    return answer(EncodeResult, {"project_id": query.project_id, "query_vector": vector.tolist(),
+                                 "dimensions": len(vector), "unknown_genes": unknown})
 
 
-async def search_project(request: Request) -> JSONResponse:
+async def search_project(request: Request) -> Response:
     caller = caller_of(request)
-    query = parse_project_search(parse_json(await request.body()))
+    query = parse_project_search(await json_body(request))
     unknown = None
     async with borrow(request) as conn:
         project = await genomics_projects.get(conn, caller.institution_id, query.project_id)
@@ -160,34 +165,33 @@ async def search_project(request: Request) -> JSONResponse:
         collection = await db_collections.get(conn, caller.institution_id, project["collection"])
         if collection is None:  # deleted since the project was read
             raise no_project(query.project_id)
-        answer = await run_search(request, conn, collection, query=vector, top_k=query.top_k,
-                                  metadata_filter=query.metadata_filter, max_distance=query.distance_threshold)
-    return JSONResponse({"project_id": query.project_id, "mode": project["mode"], "dimensions": project["dimensions"],
-                         **answer, **({"unknown_genes": unknown} if unknown is not None else {})})
+        result = await run_search(request, conn, collection, query=vector, top_k=query.top_k,
+                                  metadata_filter=query.filter, max_distance=query.distance_threshold)
+    return answer(ProjectSearchResult, {"project_id": query.project_id, "mode": project["mode"],
+                                        "dimensions": project["dimensions"], **result,
+                                        **({"unknown_genes": unknown} if unknown is not None else {})})
 
 
-async def get_project(request: Request) -> JSONResponse:
+async def get_project(request: Request) -> Response:
     caller = caller_of(request)
     pid = request.path_params["project_id"]
-    try:
-        project_id(pid)
-    except InvalidInput:
-        raise no_project(pid) from None
+    if not _PROJECT_ID.fullmatch(pid):
+        raise no_project(pid)
     async with borrow(request) as conn:
         project = await genomics_projects.get(conn, caller.institution_id, pid)
     if project is None:
         raise no_project(pid)
-    return JSONResponse({"project_id": project["project_id"], "collection": project["collection"],
-                         "mode": project["mode"], "dimensions": project["dimensions"],
-                         "gene_count": project["gene_count"], "cell_count": project["cell_count"],
-                         "vector_count": project["vector_count"], "stats": project["stats"],
-                         "created_at": project["created_at"].isoformat(), "updated_at": project["updated_at"].isoformat()})
+    return answer(Project, {key: project[key] for key in Project.model_fields})
 
 
-routes = [
-    Route("/api/v1/genomics/compress", compress_matrix, methods=["POST"]),
-    Route("/api/v1/genomics/vectors/build", build_vectors, methods=["POST"]),
-    Route("/api/v1/genomics/query/encode", encode_query, methods=["POST"]),
-    Route("/api/v1/genomics/vectors/search", search_project, methods=["POST"]),
-    Route("/api/v1/genomics/projects/{project_id}", get_project, methods=["GET"]),
+endpoints = [
+    Endpoint("POST", "/api/v1/genomics/compress", compress_matrix, "Compress an expression matrix (PCA)", "genomics",
+             CompressResult, body=CompressRequest),
+    Endpoint("POST", "/api/v1/genomics/vectors/build", build_vectors, "Build a project's cell or cluster vectors",
+             "genomics", BuildResult, body=BuildRequest),
+    Endpoint("POST", "/api/v1/genomics/query/encode", encode_query, "A marker-gene query vector in a project's space",
+             "genomics", EncodeResult, body=EncodeRequest, errors=(404,)),
+    Endpoint("POST", "/api/v1/genomics/vectors/search", search_project, "Search a project's cells or clusters",
+             "genomics", ProjectSearchResult, body=ProjectSearchRequest, errors=(404,)),
+    Endpoint("GET", "/api/v1/genomics/projects/{project_id}", get_project, "A genomics project", "genomics", Project),
 ]

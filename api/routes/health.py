@@ -7,8 +7,10 @@ from datetime import datetime, timezone
 
 import asyncpg
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import Response
+
+from api.endpoint import Endpoint, answer
+from api.schemas.service import Health, Live
 
 from db import health as db_health
 from db.pool import DatabaseUnavailable, lend, pool_figures
@@ -17,11 +19,11 @@ VERSION = "1.0.0"
 log = logging.getLogger(__name__)
 
 
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> Response:
     """200 when the database answers within HEALTH_TIMEOUT, else 503 with a short reason; never hangs."""
     state = request.state
     settings = state.settings
-    body = {"version": VERSION, "timestamp": datetime.now(timezone.utc).isoformat(),
+    body = {"version": VERSION, "timestamp": datetime.now(timezone.utc),
             "pool": pool_figures(state.pool), "audit": {"write_failures": state.audit_writer.failures}}
     try:
         async with asyncio.timeout(settings.health_timeout):
@@ -32,18 +34,20 @@ async def health(request: Request) -> JSONResponse:
     except (DatabaseUnavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = f"database unavailable ({type(exc).__name__})"
     else:
-        return JSONResponse({"status": "healthy", **body, "database": database})
+        return answer(Health, {"status": "healthy", **body, "database": database})
     log.warning("health check failed: %s", reason)
-    return JSONResponse({"status": "unhealthy", **body, "database": {"status": "unavailable", "reason": reason}},
-                        status_code=503, headers={"Retry-After": "5"})
+    return answer(Health, {"status": "unhealthy", **body, "database": {"status": "unavailable", "reason": reason}},
+                  status=503, headers={"Retry-After": "5"})
 
 
-async def live(request: Request) -> JSONResponse:
+async def live(request: Request) -> Response:
     """200 whenever this process serves requests; touches no database (Render's healthCheckPath)."""
-    return JSONResponse({"status": "alive", "version": VERSION, "timestamp": datetime.now(timezone.utc).isoformat()})
+    return answer(Live, {"status": "alive", "version": VERSION, "timestamp": datetime.now(timezone.utc)})
 
 
-routes = [
-    Route("/api/v1/health", health, methods=["GET", "HEAD"]),
-    Route("/api/v1/health/live", live, methods=["GET", "HEAD"]),
+endpoints = [
+    Endpoint("GET", "/api/v1/health", health, "Deep health: the database answers within HEALTH_TIMEOUT", "health",
+             Health, public=True, head=True, errors_in_body=(503,)),
+    Endpoint("GET", "/api/v1/health/live", live, "Liveness: the process serves; touches no database", "health",
+             Live, public=True, head=True),
 ]

@@ -2,24 +2,25 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
 from api.caller import caller_of
+from api.endpoint import Endpoint, answer
+from api.schemas.service import Usage
 
 
-async def usage(request: Request) -> JSONResponse:
+async def usage(request: Request) -> Response:
     caller = caller_of(request)
     quota = request.scope["quota"]
-    return JSONResponse({
+    return answer(Usage, {
         "institution": caller.slug,
         "tier": caller.tier,
         "window": "hourly",
         "limit": quota.limit,
         "used": quota.used,
         "remaining": quota.remaining,
-        "reset_at": quota.reset_at.isoformat(),
+        "reset_at": quota.reset_at,
     })
 
 
-routes = [Route("/api/v1/usage", usage, methods=["GET"])]
+endpoints = [Endpoint("GET", "/api/v1/usage", usage, "Your hourly quota, this request included", "usage", Usage)]
