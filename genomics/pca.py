@@ -84,11 +84,16 @@ def compress(matrix: np.ndarray, target_dimensions: int, params: CompressionPara
     if not centred.any():
         raise MatrixError("no variance to compress: every gene has the same value in every cell")
 
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    tol = s[0] * max(n_cells, n_genes) * np.finfo(np.float64).eps  # numpy.linalg.matrix_rank's default
-    numerical_rank = int(np.count_nonzero(s > tol))
+    # SVD of the matrix scaled to a largest |value| of 1: tiny counts (1e-200, denormals) would
+    # otherwise underflow when squared and give 0/0 explained variance. Dividing (never multiplying
+    # by 1/scale, which overflows for denormals) is exact up to rounding; s is scaled back after.
+    scale = float(np.abs(centred).max())
+    _, unit_s, vt = np.linalg.svd(centred / scale, full_matrices=False)
+    s = unit_s * scale
+    tol = unit_s[0] * max(n_cells, n_genes) * np.finfo(np.float64).eps  # numpy.linalg.matrix_rank's default
+    numerical_rank = int(np.count_nonzero(unit_s > tol))
     rank = max(1, min(n_cells - 1, n_genes, numerical_rank))
-    variance = s**2
+    variance = (unit_s / unit_s[0]) ** 2  # largest 1: the sum is in [1, rank], no underflow to 0/0
     ratios = variance / variance.sum()
 
     # Candidate bounds, in tie-break order: the first bound equal to k names the reason.
@@ -109,6 +114,8 @@ def compress(matrix: np.ndarray, target_dimensions: int, params: CompressionPara
     vectors = centred @ components.T
     if not np.isfinite(vectors).all():
         raise MatrixError("values are too large to compress to finite vectors")
+    if not (np.isfinite(ratios).all() and np.isfinite(s).all()):  # never expected; a 422, not a 500 on NaN JSON
+        raise MatrixError("these values cannot be compressed to finite statistics")
     kept = ratios[:k]
     return Compression(
         vectors=_frozen(vectors), components=_frozen(components), gene_means=_frozen(means),

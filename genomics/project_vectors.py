@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from genomics.kmeans import cluster, default_cluster_count
+from core.vector_bounds import comparable_rows
 from genomics.pca import Compression
 
 TOP_CELL_TYPES = 20  # cell-type counts kept per cluster
@@ -58,7 +59,8 @@ def cluster_vectors(compression: Compression, cells: list[dict[str, Any]], n_clu
 def _without_zero_rows(ids: list[str], rows: np.ndarray, metadata: list[dict[str, Any]],
                        clusters: int | None) -> ProjectVectors:
     vectors = np.asarray(rows, dtype=np.float32)
-    keep = vectors.any(axis=1)
+    # A zero vector, or one too close to zero for pgvector's float32 cosine (core/vector_bounds.py), has no direction.
+    keep = comparable_rows(vectors, "cosine")
     if keep.all():
         return ProjectVectors(ids, vectors, metadata, 0, clusters)
     kept = np.flatnonzero(keep)

@@ -258,3 +258,58 @@ def test_kmeans_caps_clusters_at_cell_count_and_handles_duplicates():
 @pytest.mark.parametrize("n_cells, expected", [(0, 1), (1, 1), (2, 1), (8, 2), (200, 10), (5000, 50), (10**6, 50)])
 def test_default_cluster_count(n_cells, expected):
     assert default_cluster_count(n_cells) == expected
+
+
+# --- tiny values: explained variance must not underflow to 0/0 ---------------------------------
+
+TINY = (1e-200, 1e-300, 1e-310, 5e-324)
+
+
+def tiny_matrices(v: float) -> list[np.ndarray]:
+    return [np.array([[v, 0, v], [0, v, 0], [v, v, 0]]),  # only tiny values
+            np.array([[v, 0], [0, v]]),
+            np.array([[v, v, v], [0, 0, 0]]),
+            np.array([[v, 5.0], [0, 3.0], [v, 1.0]]),  # tiny and normal values mixed
+            np.vstack([counts(20, 6), np.full((1, 6), v)])]
+
+
+def assert_finite_stats(result) -> None:
+    stats = result.stats()
+    assert all(math.isfinite(r) and 0 <= r <= 1 for r in stats["explained_variance_ratio"])
+    assert 0 < stats["explained_variance_total"] <= 1
+    assert all(math.isfinite(s) and s >= 0 for s in stats["singular_values"])
+    assert np.isfinite(result.vectors).all()
+    json.dumps(stats, allow_nan=False)
+
+
+@pytest.mark.parametrize("v", TINY)
+@pytest.mark.parametrize("mode", ["auto_evr", "fixed_k"])
+def test_tiny_values_give_finite_explained_variance(v, mode):
+    for matrix in tiny_matrices(v):
+        with np.errstate(divide="raise", invalid="raise", over="raise"):  # no 0/0 or overflow on the way
+            try:
+                result = compress(matrix, 2, CompressionParams(mode=mode, evr_target=0.9, max_k=256))
+            except MatrixError:  # denormal inputs can centre to exactly nothing
+                continue
+        assert_finite_stats(result)
+
+
+def test_tiny_values_give_the_same_ratios_as_the_same_data_scaled_up():
+    pattern = np.array([[1.0, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1], [2, 1, 1]])
+    # log1p(x) = x for tiny x, so the centred matrix is pattern·1e-200 and the ratios are scale-free.
+    tiny = compress(pattern * 1e-200, 3, fixed(3))
+    reference = np.linalg.svd(pattern - pattern.mean(axis=0), compute_uv=False)[:3] ** 2
+    np.testing.assert_allclose(tiny.explained_variance_ratio, reference / reference.sum(), rtol=1e-12)
+    np.testing.assert_allclose(tiny.singular_values, np.sqrt(reference) * 1e-200, rtol=1e-12)
+
+
+def test_cells_too_close_to_zero_for_cosine_are_skipped_like_zero_vectors():
+    import dataclasses
+
+    from genomics.project_vectors import cell_vectors
+
+    base = compress(counts(4, 5), 2, fixed(2))
+    vectors = np.array([[1.0, 0.0], [1e-20, 0.0], [0.0, 0.0], [4e-16, 4e-16], [8e-16, 8e-16]])
+    cells = [{"barcode": f"c{i}", "cell_type": None} for i in range(5)]
+    stored = cell_vectors(dataclasses.replace(base, vectors=vectors), cells)
+    assert stored.ids == ["c0", "c4"] and stored.skipped_zero == 3

@@ -157,3 +157,23 @@ def test_a_valid_search_is_parsed_with_defaults():
     assert query.metadata_filter == {"cell_type": "T", "n": 2}
     assert query.max_distance is None and query.ef_search is None
     assert vi.parse_search({"vector": [1, 2, 3], "top_k": 1, "filter": {}}, 3, "l2").metadata_filter is None
+
+
+def test_the_comparability_rule_names_the_first_bad_vector():
+    from core import vector_bounds as vb
+    ok = np.array([[vb.MAX_ABS_ELEMENT, -vb.MAX_ABS_ELEMENT], [1e-15, 0], [0, 0]], dtype=np.float32)
+    assert vb.first_incomparable(ok, "l2") is None and vb.first_incomparable(ok, "inner_product") is None
+    assert vb.first_incomparable(ok, "cosine") == (2, None, vb.ZERO_MESSAGE)
+    assert vb.first_incomparable(np.array([[1, 0], [1e-16, 1e-16], [2e15, 0]]), "cosine") == (1, None, vb.TINY_MESSAGE)
+    assert vb.first_incomparable(np.array([[1, 0], [0, 2e15], [1e-16, 0]]), "cosine") == (1, 1, vb.ELEMENT_MESSAGE)
+    assert vb.first_incomparable(np.array([1.0, np.nan]), "l2") == (0, 1, vb.ELEMENT_MESSAGE)
+    assert vb.comparable_rows(np.array([[1, 0], [1e-20, 0], [0, 0], [0, 3e15]]), "cosine").tolist() == \
+        [True, False, False, False]
+
+
+@pytest.mark.parametrize("vector, pointer", [
+    ([1, 2, 1.1e15], "/vector/2"), ([1e-16, 0, 0], "/vector"), ([1e-40, 1e-40, 0], "/vector"),
+])
+def test_a_query_vector_pgvector_cannot_compare_is_refused(vector, pointer):
+    body = {"vector": vector, "top_k": 1}
+    assert problem(lambda: vi.parse_search(body, 3, "cosine")).pointer == pointer

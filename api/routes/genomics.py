@@ -28,6 +28,7 @@ from api.schemas.genomics import (BuildRequest, BuildResult, CompressRequest, Co
                                   parse_compress, parse_encode, parse_project_search, project_query_vector)
 from genomics.pca import Basis, MarkerError, MatrixError, basis_from, compress, encode_markers
 from genomics.project_vectors import cell_vectors, cluster_vectors
+from core.vector_bounds import first_incomparable
 from db import collections as db_collections
 from db import genomics_projects
 from db.genomics_projects import Build
@@ -84,6 +85,9 @@ def _prepare_build(body: bytes) -> tuple[Build, dict[str, Any]]:
         stored = cell_vectors(compression, request.cells)
     else:
         stored = cluster_vectors(compression, request.cells, request.n_clusters, request.seed)
+    if not stored.ids:  # possible only when the expression varies by tiny amounts (e.g. counts of 1e-200)
+        raise InvalidInput("/expression_matrix", "the values vary too little to give any cell a vector with a "
+                                                 "direction: every vector would be too close to zero to store")
     stats = {**compression.stats(), "runtime_ms": _ms(started)}
     build = Build(
         project_id=request.project_id, mode=request.mode, dimensions=compression.achieved_dimensions,
@@ -127,7 +131,8 @@ def _encode(basis_text: str, gene_names: list[str]) -> tuple[np.ndarray, list[st
     except MarkerError as exc:
         raise InvalidInput("/gene_names", str(exc)) from None
     vector32 = vector.astype(np.float32)
-    if not vector32.any() or not np.isfinite(vector32).all():
+    # The stored vectors obey core/vector_bounds.py; so must the query, or pgvector's cosine is wrong or NaN.
+    if not np.isfinite(vector).all() or first_incomparable(vector32, "cosine") is not None:
         raise InvalidInput("/gene_names", "these marker genes give no usable direction in the project's space")
     return vector32, unknown
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from api.body import HugeNumber
 from api.problems import InvalidInput
+from core.vector_bounds import ELEMENT_MESSAGE
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 Pointer = Callable[[int, int], str]
@@ -54,11 +55,11 @@ def number_problem(value: Any) -> str | None:
     try:
         number = float(value)
     except OverflowError:
-        return "is too large (vectors hold 32-bit floats)"
+        return ELEMENT_MESSAGE
     if not math.isfinite(number):
         return "must be a finite number (NaN and Infinity are not allowed)"
     if abs(number) > FLOAT32_MAX:
-        return f"is outside the 32-bit float range (±{FLOAT32_MAX:.4g})"
+        return ELEMENT_MESSAGE
     return None
 
 

@@ -9,6 +9,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, SkipValidation
 
+from core.vector_bounds import first_incomparable
+
 from api.body import validated
 from api.problems import InvalidInput
 from api.schemas.arrays import float32_rows
@@ -128,21 +130,26 @@ def parse_items(body: Any, dimensions: int, metric: str) -> Items:
         rows.append(item.vector)
         metadata.append(metadata_json(item.metadata, f"/items/{i}/metadata"))
     vectors = float32_rows(rows, lambda r, c: f"/items/{r}/vector/{c}")
-    if metric == "cosine":
-        zero = np.flatnonzero(~vectors.any(axis=1))
-        if zero.size:
-            raise InvalidInput(f"/items/{int(zero[0])}/vector", "a zero vector has no cosine distance to anything")
+    check_comparable(vectors, metric, lambda r: f"/items/{r}/vector")
     return Items(list(first_index), vectors, metadata)
 
 
 def query_vector(value: Any, pointer: str, dimensions: int, metric: str) -> np.ndarray:
-    """One query vector: `dimensions` finite numbers (float32 range), not all zero for cosine."""
+    """One query vector: `dimensions` numbers that pgvector can compare (core/vector_bounds.py)."""
     if type(value) is not list or len(value) != dimensions:
         raise InvalidInput(pointer, dimension_problem(value, dimensions))
-    vector = float32_rows([value], lambda r, c: f"{pointer}/{c}")[0]
-    if metric == "cosine" and not vector.any():
-        raise InvalidInput(pointer, "a zero vector has no cosine distance to anything")
-    return vector
+    vectors = float32_rows([value], lambda r, c: f"{pointer}/{c}")
+    check_comparable(vectors, metric, lambda r: pointer)
+    return vectors[0]
+
+
+def check_comparable(vectors: np.ndarray, metric: str, pointer_of) -> None:
+    """Raise at the first vector whose distances pgvector cannot compute (an element too large, or
+    for cosine a vector too close to zero); `pointer_of(row)` names the vector."""
+    problem = first_incomparable(vectors, metric)
+    if problem is not None:
+        row, column, message = problem
+        raise InvalidInput(pointer_of(row) if column is None else f"{pointer_of(row)}/{column}", message)
 
 
 def dimension_problem(value: Any, dimensions: int) -> str:
