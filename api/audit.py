@@ -87,10 +87,16 @@ class _Exchange:
                     await self._finish_after_crash()
                 log.info("client disconnected during %s %s", self.scope["method"], self.scope["path"])
                 return
-            except BaseException:
+            except BaseException as exc:
                 if not self.audited:
                     await self._finish_after_crash()
-                raise
+                if not isinstance(exc, Exception):
+                    raise  # cancellation and interpreter exits are not ours to stop
+                # Logged here, inside the request's trace context, with its traceback; not re-raised,
+                # so the server does not log it a second time with no trace id. The client has its 500.
+                log.error("unhandled %s in %s %s", type(exc).__name__, self.scope["method"], self.scope["path"],
+                          exc_info=exc)
+                return
             if not self.audited:
                 await self._finish_after_crash()
         finally:

@@ -93,6 +93,8 @@ def main(argv: list[str], create_app: Callable) -> int:
 def serve(settings: Settings, create_app: Callable) -> int:
     import uvicorn
 
+    from api.http_protocol import LimitedHttpToolsProtocol
+
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally then lets the
     # embedded PostgreSQL's exit hook stop the server this process started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
@@ -109,6 +111,8 @@ def serve(settings: Settings, create_app: Callable) -> int:
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        http=LimitedHttpToolsProtocol,  # httptools with a cap on the request head (431 past 64 KiB)
+        ws="none",  # no WebSockets here: Upgrade/CONNECT get the app's ordinary HTTP answer
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         lifespan="on",

@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import openapi_spec_validator
 import psycopg2
@@ -27,11 +22,11 @@ import schemathesis
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oas_checks
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live_service import serving
+
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "200"))
 PROBLEM_FIELDS = ("type", "title", "status", "detail")
 PROBLEM_TYPE = "application/problem+json"
-START_TIMEOUT = 60
 HOURLY_LIMIT = 1_000_000_000  # the column is an integer; no run comes near it
 
 
@@ -71,12 +66,6 @@ CHECKS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _make_token(database_url: str) -> str:
     """A fresh institution with a huge hourly quota and one live token, written straight to the database."""
     from core import tokens
@@ -97,37 +86,10 @@ def _make_token(database_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def live_service(database_url, tmp_path_factory):
+def live_service(database_url):
     """The real service on 127.0.0.1:<free port>, on the suite's migrated database; stopped afterwards."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("contract") / "serve.log"
-    env = {**os.environ, "DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port),
-           "LOG_LEVEL": "WARNING", "DB_POOL_MIN": "1", "DB_POOL_MAX": "4"}
-    base_url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py", "serve"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the service exited with {process.returncode}:\n{log_path.read_text()}")
-                try:
-                    if requests.get(f"{base_url}/api/v1/health/live", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not start in {START_TIMEOUT}s:\n{log_path.read_text()}")
-                time.sleep(0.2)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with serving(database_url, LOG_LEVEL="WARNING", DB_POOL_MIN="1", DB_POOL_MAX="4") as service:
+        yield service.base_url
 
 
 @pytest.fixture(scope="module")

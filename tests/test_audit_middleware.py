@@ -180,6 +180,17 @@ async def test_log_lines_carry_the_trace_id(audited, trace_id, caplog):
     assert [r.trace_id for r in caplog.records if r.name == "tests.handler"] == [trace_id]
 
 
+async def test_a_500_is_logged_once_with_its_trace_id_and_traceback(audited, trace_id, caplog):
+    # Regression: the traceback used to be logged by the server after the request's context was gone (trace=-).
+    caplog.handler.addFilter(logs._TraceIdFilter())
+    with caplog.at_level(logging.ERROR):
+        response = await audited.get("/boom", headers={"X-Request-ID": trace_id})
+    assert response.status_code == 500 and response.json()["trace_id"] == trace_id
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert len(errors) == 1
+    assert errors[0].trace_id == trace_id and "kaboom" in str(errors[0].exc_info[1])
+
+
 async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id):
     """Drive the ASGI app directly: the client goes away while the handler waits for the body."""
     state = {"settings": settings, "pool": pool, "audit_writer": AuditWriter(pool, 2.0)}
