@@ -126,10 +126,10 @@ def checked_filter(value: dict | None, pointer: str) -> dict | None:
     """A filter's values must be scalars: strings, numbers, booleans or null."""
     if value is None:
         return None
-    check_storable(value, pointer)
     for key, item in value.items():
         if isinstance(item, (dict, list)):
             raise InvalidInput(f"{pointer}/{pointer_escape(key)}", "must be a string, number, boolean or null")
+    check_storable(value, pointer)
     return value or None
 
 
