@@ -1,12 +1,19 @@
-# Two commands on a fresh machine with Python 3.11: `make run` and `make test`.
+# Two commands on a fresh machine with Python 3.11: `make run` and `make check`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test migrate bench clean
+.PHONY: run check lint test migrate bench clean
 
 run: $(VENV)/.runtime
 	$(PY) app.py serve
+
+# What CI runs: lint and format check, then the whole suite (warnings are errors: pytest.ini).
+check: lint test
+
+lint: $(VENV)/.test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test: $(VENV)/.test
 	$(PY) -m pytest

@@ -47,10 +47,11 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
             await close(pool)
 
-    api = [*health.endpoints, *usage.endpoints, *audit_trail.endpoints, *collections.endpoints, *genomics.endpoints]
+    api = [*health.endpoints, *usage.endpoints, *audit_trail.endpoints, *collections.endpoints, *genomics.endpoints,
+           *docs.endpoints]
     # Order matters: authenticate first, then count the request against the caller's quota.
     middleware = [Middleware(AuthMiddleware), Middleware(RateLimitMiddleware)]
-    app = Starlette(routes=[*routes([*api, *openapi_endpoints(api)]), *docs.routes], middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app = Starlette(routes=routes([*api, *openapi_endpoints(api)]), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     return AuditMiddleware(app, max_body_bytes=settings.max_body_bytes)
 
 

@@ -87,9 +87,9 @@ def _operation(e: Endpoint, schemas: dict) -> dict[str, Any]:
         success["content"] = {e.media_type: {"schema": {"$ref": REF.format(model=e.response.__name__)}}}
         for media in e.alternative_media:
             success["content"][media] = {"schema": {"type": "string"}}
-    elif e.status != 204:
-        success["content"] = {e.media_type: {"schema": {"type": "object"} if e.media_type.endswith("json")
-                                                        else {"type": "string"}}}
+    elif e.status != 204 and not 300 <= e.status < 400:
+        success["content"] = {media: {"schema": {"type": "object"} if media.endswith("json") else {"type": "string"}}
+                              for media in (e.media_type, *e.alternative_media)}
     responses = {str(e.status): success}
     for status in _error_statuses(e):
         if status in e.errors_in_body:

@@ -23,6 +23,23 @@ UNAVAILABLE_ERRORS = (DatabaseUnavailable, OSError, asyncio.TimeoutError, asyncp
                       asyncpg.InterfaceError)
 
 
+def why_unavailable(exc: BaseException) -> str:
+    """A short reason for people (health bodies, 503 details): no class names, no addresses."""
+    if isinstance(exc, DatabaseUnavailable):
+        return str(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(exc, asyncpg.CannotConnectNowError):
+        return "the server is starting up or shutting down"
+    if isinstance(exc, OSError):
+        return exc.strerror.lower() if exc.strerror else "network error"
+    if isinstance(exc, asyncpg.PostgresError):
+        return "the server refused the request"
+    return "connection lost"
+
+
 def _dumps(value) -> str:
     # allow_nan=False: jsonb rejects NaN, so fail here with a clear error instead of in the server.
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
@@ -58,7 +75,7 @@ async def lend(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Conn
         raise DatabaseUnavailable("no database connection became free in time") from None
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
             asyncpg.InterfaceError) as exc:
-        raise DatabaseUnavailable(f"database unreachable ({type(exc).__name__})") from None
+        raise DatabaseUnavailable(f"database unreachable: {why_unavailable(exc)}") from None
     try:
         yield conn
     finally:

@@ -18,7 +18,8 @@ import swagger_ui_bundle
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
-from starlette.routing import Route
+
+from api.endpoint import Endpoint
 
 ASSET_DIR = Path(str(swagger_ui_bundle.swagger_ui_path))
 # The directory is named after the Swagger UI release ("swagger-ui-5.31.0"): used as a cache-buster.
@@ -118,8 +119,11 @@ async def home(request: Request) -> Response:
     return RedirectResponse(_root(request) + "/docs", status_code=307)
 
 
-routes = [
-    Route("/", home, methods=["GET", "HEAD"]),
-    Route("/docs", docs_page, methods=["GET", "HEAD"]),
-    Route(ASSET_PREFIX + "{name}", asset, methods=["GET", "HEAD"]),
+endpoints = [
+    Endpoint("GET", "/", home, "Redirects to the interactive documentation", "docs", None, status=307, public=True,
+             head=True, headers=("Location",)),
+    Endpoint("GET", "/docs", docs_page, "Interactive documentation (Swagger UI, served offline)", "docs", None,
+             public=True, head=True, media_type="text/html"),
+    Endpoint("GET", ASSET_PREFIX + "{name}", asset, "The documentation page's scripts, styles and icons", "docs",
+             None, public=True, head=True, media_type="text/javascript", alternative_media=("text/css", "image/png")),
 ]

@@ -13,7 +13,7 @@ from api.endpoint import Endpoint, answer
 from api.schemas.service import Health, Live
 
 from db import health as db_health
-from db.pool import DatabaseUnavailable, lend, pool_figures
+from db.pool import DatabaseUnavailable, lend, pool_figures, why_unavailable
 
 VERSION = "1.0.0"
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def health(request: Request) -> Response:
     except TimeoutError:
         reason = f"database did not answer within {settings.health_timeout:g}s"
     except (DatabaseUnavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        reason = f"database unavailable ({type(exc).__name__})"
+        reason = f"database unavailable: {why_unavailable(exc)}"
     else:
         return answer(Health, {"status": "healthy", **body, "database": database})
     log.warning("health check failed: %s", reason)
