@@ -102,15 +102,15 @@ def decode_cursor(raw: str) -> tuple[datetime, int]:
 
 
 class AuditItem(Answer):
-    id: int
-    occurred_at: datetime
-    institution: str
+    id: int = Field(description="The row's id, increasing in insertion order")
+    occurred_at: datetime = Field(description="When the request arrived (UTC)")
+    institution: str = Field(description="The caller's institution, or `anonymous` before authentication")
     action: str = Field(description="Method and path, e.g. `GET /api/v1/usage`")
-    trace_id: str
-    resource_type: str | None
-    resource_id: str | None
-    ip_address: str | None
-    user_agent: str | None
+    trace_id: str = Field(description="The request's trace id (X-Trace-ID)")
+    resource_type: str | None = Field(description="`http_request`")
+    resource_id: str | None = Field(description="The request path")
+    ip_address: str | None = Field(description="The client's address")
+    user_agent: str | None = Field(description="The client's User-Agent, cleaned and cut to 512 characters")
     metadata: dict[str, Any] = Field(description="method, endpoint, query, status_code, response_time_ms, "
                                                  "request_bytes, response_bytes, request_sha256, content_type, …")
 

@@ -44,7 +44,8 @@ class SearchRequest(Body):
     vector: Vector = Field(description="The query: `dimensions` finite numbers")
     top_k: TopK
     max_distance: float | None = Field(None, description="Drop hits farther than this")
-    filter: MetadataFilter | None = None
+    filter: MetadataFilter | None = Field(None, description=(
+        "Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"))
     ef_search: int | None = Field(None, ge=1, le=1000, description="HNSW search breadth (default: calibrated)")
 
 
@@ -57,8 +58,8 @@ class CollectionInfo(Answer):
     search: Literal["exact", "hnsw"] = Field(description="How searches run now")
     index_recall_at_10: float | None = Field(description="Recall@10 the index reached when calibrated")
     index_ef_search: int | None = Field(description="The calibrated hnsw.ef_search")
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = Field(description="When it was created (UTC)")
+    updated_at: datetime = Field(description="When it last changed (UTC)")
 
 
 class CollectionList(Answer):
@@ -66,7 +67,7 @@ class CollectionList(Answer):
 
 
 class UpsertResult(Answer):
-    collection: str
+    collection: str = Field(description="The collection written to")
     upserted: int = Field(description="Items written")
     inserted: int = Field(description="Of which new ids")
     updated: int = Field(description="Of which overwritten ids")
@@ -74,21 +75,21 @@ class UpsertResult(Answer):
 
 
 class StoredVector(Answer):
-    id: str
-    vector: list[float]
-    metadata: dict[str, Any]
-    updated_at: datetime
+    id: str = Field(description="The vector's id")
+    vector: list[float] = Field(description="Its elements, as stored (32-bit floats)")
+    metadata: dict[str, Any] = Field(description="Its metadata ({} when none was given)")
+    updated_at: datetime = Field(description="When it was last written (UTC)")
 
 
 class Hit(Answer):
-    id: str
+    id: str = Field(description="The vector's id")
     distance: float = Field(description="Smaller is nearer; for inner_product it is the negative dot product")
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(description="The vector's metadata")
 
 
 class SearchResult(Answer):
     hits: list[Hit] = Field(description="Nearest first, ties by id")
-    collection: str
+    collection: str = Field(description="The collection searched")
     metric: Metric
     search_ms: float = Field(description="Time spent searching, in milliseconds")
     strategy: Literal["exact", "hnsw", "hnsw+exact"] = Field(description="How the search ran")

@@ -20,34 +20,34 @@ class AuditFigures(Answer):
 
 
 class DatabaseHealth(Answer):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "unavailable"] = Field(description="Whether the database answered in time")
     latency_ms: float | None = Field(None, description="Round trip of the probe")
-    server_version: str | None = None
-    pgvector_version: str | None = None
+    server_version: str | None = Field(None, description="PostgreSQL's version")
+    pgvector_version: str | None = Field(None, description="The vector extension's version")
     schema_version: str | None = Field(None, description="The last migration applied")
     reason: str | None = Field(None, description="Why the database is unavailable")
 
 
 class Health(Answer):
-    status: Literal["healthy", "unhealthy"]
-    version: str
-    timestamp: datetime
-    pool: PoolFigures
-    audit: AuditFigures
-    database: DatabaseHealth
+    status: Literal["healthy", "unhealthy"] = Field(description="healthy when the database answered in time")
+    version: str = Field(description="The service's version")
+    timestamp: datetime = Field(description="When this answer was made (UTC)")
+    pool: PoolFigures = Field(description="This process's connection pool")
+    audit: AuditFigures = Field(description="This process's audit writer")
+    database: DatabaseHealth = Field(description="What the database probe found")
 
 
 class Live(Answer):
-    status: Literal["alive"]
-    version: str
-    timestamp: datetime
+    status: Literal["alive"] = Field(description="Always alive: the process serves")
+    version: str = Field(description="The service's version")
+    timestamp: datetime = Field(description="When this answer was made (UTC)")
 
 
 class Usage(Answer):
     institution: str = Field(description="Your institution's slug")
-    tier: str
-    window: Literal["hourly"]
+    tier: str = Field(description="academic, nonprofit, commercial or internal")
+    window: Literal["hourly"] = Field(description="The quota's window: a UTC hour")
     limit: int = Field(description="Requests per UTC hour")
     used: int = Field(description="Requests counted this hour, this one included")
-    remaining: int
+    remaining: int = Field(description="Requests left this hour")
     reset_at: datetime = Field(description="When the quota resets (the top of the next UTC hour)")
