@@ -70,8 +70,14 @@ def _query_parameters(e: Endpoint, schemas: dict) -> list[dict]:
     return params
 
 
+def _camel(name: str) -> str:
+    """createCollection for create_collection: Swagger UI's deep links take no underscores."""
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
 def _operation(e: Endpoint, schemas: dict) -> dict[str, Any]:
-    op: dict[str, Any] = {"operationId": e.handler.__name__, "summary": e.summary, "tags": [e.tag],
+    op: dict[str, Any] = {"operationId": _camel(e.handler.__name__), "summary": e.summary, "tags": [e.tag],
                           "security": [] if e.public else [{"bearerAuth": []}]}
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
               for name in _PATH_PARAM.findall(e.path)]
