@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api.health import VERSION
+from api.routes.health import VERSION
 from core.config import Settings
 from db import health as db_health
 from db.pool import DatabaseUnavailable, close, create_pool, lend, pool_figures

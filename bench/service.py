@@ -30,13 +30,11 @@ not the absolute figures, across machines.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,122 +42,19 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
-
-from bench.processes import BenchError, Cleanup, free_port, start_embedded, stop_process  # noqa: E402
-from core.config import ConfigError, Settings  # noqa: E402
+from bench.processes import HEALTH_PATH, BenchError, Cleanup, Server, free_port, start_embedded, stop_process  # noqa: E402
+from bench.service_report import audit_rows, print_audit, print_runs, print_summary, settle_audit  # noqa: E402
+from bench.wrk_load import WRK_SCRIPT, Run, run_wrk  # noqa: E402
 from cli.startup import describe  # noqa: E402
+from core.config import ConfigError, Settings  # noqa: E402
 
-HEALTH_PATH = "/api/v1/health"
 START_TIMEOUT = 90.0
-WRK_TIMEOUT = "5s"
-
-# wrk script: a unique X-Request-ID per request, and one machine-readable summary line at the end.
-WRK_SCRIPT = r"""
-local threads = {}
-
-function setup(thread)
-   thread:set("tid", #threads + 1)
-   table.insert(threads, thread)
-end
-
-function init(args)
-   prefix = args[1] .. "." .. tid .. "."
-   issued = 0
-   headers = {}
-   -- wrk 4 calls request() once in the first thread's state before the run, to check the request
-   -- it builds, and never sends it: that call gets id 0 and is not counted as issued.
-   checking = (tid == 1)
-end
-
-function request()
-   if checking then
-      checking = false
-      headers["X-Request-ID"] = prefix .. "0"
-      return wrk.format(nil, nil, headers)
-   end
-   issued = issued + 1
-   headers["X-Request-ID"] = prefix .. issued
-   return wrk.format(nil, nil, headers)
-end
-
-function done(summary, latency, requests)
-   local per_thread = {}
-   local total = 0
-   for i, t in ipairs(threads) do
-      local n = t:get("issued") or 0
-      per_thread[i] = tostring(n)
-      total = total + n
-   end
-   local e = summary.errors
-   io.write(string.format(
-      'BENCH {"requests": %d, "issued": %d, "issued_per_thread": [%s], "duration_us": %d, "bytes": %d, ' ..
-      '"p50_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d, ' ..
-      '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\n',
-      summary.requests, total, table.concat(per_thread, ", "), summary.duration, summary.bytes,
-      latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
-      e.connect, e.read, e.write, e.status, e.timeout))
-end
-"""
-
-
-@dataclass
-class Run:
-    app: str          # "service" or "reference"
-    label: str        # "warm-up", "round 1", ...
-    run_id: str       # goes into X-Request-ID; no dots
-    requests: int = 0
-    issued: int = 0
-    issued_per_thread: list = field(default_factory=list)
-    duration_s: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    mean_ms: float = 0.0
-    max_ms: float = 0.0
-    errors: dict = field(default_factory=dict)
-    cpu_s: float | None = None  # CPU seconds the app's process used during the run (Linux /proc)
-    audit: dict | None = None  # service runs only
-
-    @property
-    def cpu_us_per_request(self) -> float | None:
-        return self.cpu_s / self.requests * 1e6 if self.cpu_s is not None and self.requests else None
-
-    @property
-    def cores(self) -> float | None:
-        return self.cpu_s / self.duration_s if self.cpu_s is not None and self.duration_s else None
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.duration_s if self.duration_s else 0.0
-
-    @property
-    def socket_errors(self) -> int:
-        return sum(self.errors.get(k, 0) for k in ("connect", "read", "write", "timeout"))
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{HEALTH_PATH}"
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join("    " + line for line in text[-lines:]) or "    (empty log)"
 
 
 # ---------------------------------------------------------------- processes and the database
@@ -196,202 +91,10 @@ def wait_ready(server: Server) -> None:
                      f"its log:\n{server.log_tail()}")
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of one process, from /proc (None where there is no /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def fetch_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
-
-# ---------------------------------------------------------------- load
-
-def run_wrk(server: Server, run: Run, args, script: Path, tag: str, cleanup_state: dict) -> Run:
-    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{run.duration_s:g}s", f"--timeout={WRK_TIMEOUT}",
-            "-s", str(script), server.url, "--", f"{tag}.{run.run_id}"]
-    cpu_before = process_cpu_seconds(server.process.pid)
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    cleanup_state["wrk"] = process
-    try:
-        output, _ = process.communicate(timeout=run.duration_s + 60)
-        cpu_after = process_cpu_seconds(server.process.pid)
-        if cpu_before is not None and cpu_after is not None:
-            run.cpu_s = cpu_after - cpu_before
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        cleanup_state["wrk"] = None
-    text = output.decode(errors="replace")
-    if args.verbose:
-        print("\n".join("      | " + line for line in text.splitlines()))
-    summary = next((line[len("BENCH "):] for line in text.splitlines() if line.startswith("BENCH ")), None)
-    if process.returncode != 0 or summary is None:
-        raise BenchError(f"wrk failed (status {process.returncode}) against {server.name}:\n{text}")
-    data = json.loads(summary)
-    run.requests = data["requests"]
-    run.issued = data["issued"]
-    run.issued_per_thread = data["issued_per_thread"]
-    run.duration_s = data["duration_us"] / 1e6
-    run.p50_ms = data["p50_us"] / 1000
-    run.p99_ms = data["p99_us"] / 1000
-    run.mean_ms = data["mean_us"] / 1000
-    run.max_ms = data["max_us"] / 1000
-    run.errors = {k: data[k] for k in ("connect", "read", "write", "timeout", "status")}
-    return run
-
-
-# ---------------------------------------------------------------- audit rows
-
-# One row per wrk thread of a run. `matched` counts the distinct ids 1..issued, i.e. the requests
-# wrk sent; anything else carrying the run's prefix (a duplicate, wrk's unsent id 0) is `unexpected`.
-AUDIT_BY_RUN = """
-SELECT thread,
-       count(*) AS rows,
-       count(DISTINCT n) FILTER (WHERE n BETWEEN 1 AND coalesce(($2::bigint[])[thread], 0)) AS matched,
-       count(*) FILTER (WHERE status = '200') AS ok,
-       count(*) FILTER (WHERE status = '499') AS client_closed
-FROM (SELECT split_part(trace_id, '.', 3)::int AS thread,
-             split_part(trace_id, '.', 4)::bigint AS n,
-             metadata->>'status_code' AS status
-      FROM audit_logs
-      WHERE trace_id LIKE $1) AS tagged
-GROUP BY thread
-"""
-
-# Rows inserted by one statement share its transaction id: distinct xmin = commits (group-commit batches).
-AUDIT_COMMITS = "SELECT count(DISTINCT xmin::text) FROM audit_logs WHERE trace_id LIKE $1"
-
-
-async def _audit_rows(dsn: str, prefix: str, issued_per_thread: list[int], with_commits: bool) -> dict:
-    conn = await asyncpg.connect(dsn)
-    try:
-        pattern = prefix.replace("_", r"\_") + ".%"
-        rows = await conn.fetch(AUDIT_BY_RUN, pattern, issued_per_thread)
-        commits = await conn.fetchval(AUDIT_COMMITS, pattern) if with_commits else None
-    finally:
-        await conn.close()
-    counts = {key: sum(r[key] for r in rows) for key in ("rows", "matched", "ok", "client_closed")}
-    return {**counts, "commits": commits}
-
-
-def audit_rows(dsn: str, prefix: str, issued_per_thread: list[int], with_commits: bool = False) -> dict:
-    return asyncio.run(_audit_rows(dsn, prefix, issued_per_thread, with_commits))
-
-
-def settle_audit(dsn: str, run: Run, tag: str, limit: float = 10.0) -> float:
-    """Wait until the service has drained `run`, then record its audit rows in run.audit.
-
-    Rows are committed before a response leaves, so once every request wrk sent has its row, or
-    the count stays put for half a second, the service has drained this run. Returns the wait.
-    """
-    started = time.monotonic()
-    last, stable_since = None, started
-    while True:
-        counts = audit_rows(dsn, f"{tag}.{run.run_id}", run.issued_per_thread)
-        now = time.monotonic()
-        if counts["rows"] != last:
-            last, stable_since = counts["rows"], now
-        if counts["matched"] >= run.issued or now - stable_since >= 0.5 or now - started >= limit:
-            break
-        time.sleep(0.1)
-    counts = audit_rows(dsn, f"{tag}.{run.run_id}", run.issued_per_thread, with_commits=True)
-    run.audit = {**counts, "missing": run.issued - counts["matched"], "unexpected": counts["rows"] - counts["matched"]}
-    return time.monotonic() - started
-
-
-# ---------------------------------------------------------------- report
-
-def _num(value: float | None, spec: str, width: int) -> str:
-    return f"{value:>{width}{spec}}" if value is not None else f"{'n/a':>{width}}"
-
-
-def _median(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def fmt_ratio(a: float | None, b: float | None, width: int = 9) -> str:
-    return f"{a / b:>{width}.3f}" if a is not None and b else f"{'n/a':>{width}}"
-
-
-def print_runs(runs: list[Run]) -> None:
-    print()
-    print(f"{'run':<10} {'app':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'completed':>10} {'non-2xx':>8} {'sock err':>9} {'app CPU':>8} {'CPU us/req':>11}")
-    for r in runs:
-        print(f"{r.label:<10} {r.app:<10} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f} "
-              f"{r.requests:>10} {r.errors.get('status', 0):>8} {r.socket_errors:>9} "
-              f"{_num(r.cores, '.2f', 8)} {_num(r.cpu_us_per_request, '.0f', 11)}")
-        errs = {k: v for k, v in r.errors.items() if v and k != "status"}
-        if errs:
-            print(f"{'':<21} socket errors: " + ", ".join(f"{k} {v}" for k, v in errs.items()))
-    print("  completed = responses wrk received before its deadline; non-2xx and socket errors are counted apart by wrk;")
-    print("  app CPU = cores the app's one process used during the run; CPU us/req = that CPU per completed request")
-
-
-def print_summary(rounds: list[Run]) -> dict:
-    medians = {}
-    for app in ("service", "reference"):
-        mine = [r for r in rounds if r.app == app]
-        medians[app] = {
-            "rps": _median(r.rps for r in mine),
-            "p50": _median(r.p50_ms for r in mine),
-            "p99": _median(r.p99_ms for r in mine),
-            "cpu": _median(r.cpu_us_per_request for r in mine),
-        }
-    s, ref = medians["service"], medians["reference"]
-    print()
-    print(f"median of {len(rounds) // 2} rounds   {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
-    print(f"  service            {s['rps']:>9.1f} {s['p50']:>8.2f} {s['p99']:>8.2f} {_num(s['cpu'], '.0f', 11)}")
-    print(f"  reference          {ref['rps']:>9.1f} {ref['p50']:>8.2f} {ref['p99']:>8.2f} {_num(ref['cpu'], '.0f', 11)}")
-    print(f"  service/reference  {fmt_ratio(s['rps'], ref['rps'])} {fmt_ratio(s['p50'], ref['p50'], 8)} "
-          f"{fmt_ratio(s['p99'], ref['p99'], 8)} {fmt_ratio(s['cpu'], ref['cpu'], 11)}")
-    pairs = list(zip(rounds[0::2], rounds[1::2]))
-    per_round = [a.rps / b.rps for a, b in pairs if b.rps]
-    print(f"throughput ratio service/reference: {fmt_ratio(s['rps'], ref['rps'], 0)} (of the medians); "
-          f"per round {', '.join(f'{x:.3f}' for x in per_round)}, median {statistics.median(per_round):.3f}; "
-          f"target >= 0.8")
-    if ref["cpu"] and s["cpu"]:
-        print(f"  CPU-bound estimate: reference CPU per request / service CPU per request = {ref['cpu'] / s['cpu']:.3f}")
-        short = [r for r in rounds if r.cores is not None and r.cores < 0.9]
-        if short:
-            print(f"  note: in {len(short)} of {len(rounds)} runs the app used < 0.9 of a core (starved by other load on "
-                  f"the machine, or waiting on the database), so the req/s ratios are noisy; the CPU-per-request ratio "
-                  f"is steadier when both apps are CPU-bound")
-    return medians
-
-
-def print_audit(service_runs: list[Run], service_failures) -> int:
-    print()
-    print("audit rows (service; matched to requests one to one by X-Request-ID = trace_id, counted after each run drained)")
-    print(f"{'run':<10} {'sent':>8} {'wrk counted':>12} {'in flight':>10} {'rows':>8} {'status 200':>11} "
-          f"{'499':>6} {'missing':>8} {'unexpected':>11} {'commits':>8} {'rows/commit':>12}")
-    sent = matched = counted = unexpected = 0
-    for r in service_runs:
-        a = r.audit
-        print(f"{r.label:<10} {r.issued:>8} {r.requests:>12} {r.issued - r.requests:>10} {a['rows']:>8} {a['ok']:>11} "
-              f"{a['client_closed']:>6} {a['missing']:>8} {a['unexpected']:>11} {_num(a['commits'], 'd', 8)} "
-              f"{_num(a['rows'] / a['commits'] if a['commits'] else None, '.1f', 12)}")
-        sent += r.issued
-        matched += a["matched"]
-        counted += r.requests
-        unexpected += a["unexpected"]
-    print(f"{'total':<10} {sent:>8} {counted:>12} {sent - counted:>10} {matched + unexpected:>8}")
-    print()
-    print(f"audit rows written: {matched} for {sent} requests (lost: {sent - matched})")
-    print(f"  'requests' = every request wrk sent to the service, warm-up included; wrk's own count of completed")
-    print(f"  responses is {counted}: the other {sent - counted} were in flight when wrk's clock ran out (at most one per")
-    print(f"  connection per run); the service answered them after wrk stopped reading, so they have rows too.")
-    print(f"  rows matching no sent request: {unexpected}; audit write failures reported by the service: {service_failures}")
-    return matched
 
 
 # ---------------------------------------------------------------- main
