@@ -45,12 +45,6 @@ def rollback(dsn: str, count: int = 1) -> list[str]:
     return [m.id for m in targets]
 
 
-def pending(dsn: str) -> list[str]:
-    """Ids of migrations on disk that the database has not applied."""
-    backend, migrations = _backend_and_migrations(dsn)
-    return [m.id for m in backend.to_apply(migrations)]
-
-
 def on_disk() -> list[str]:
     """Migration ids in migrations/, in order."""
     return sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.name.endswith(".rollback.sql"))

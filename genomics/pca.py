@@ -1,4 +1,4 @@
-"""Expression-matrix compression (log1p, centring, exact SVD), projection and marker queries; pure NumPy.
+"""Expression-matrix compression (log1p, centring, exact SVD) and marker queries; pure NumPy.
 
 No HTTP here: inputs arrive validated, and what the maths itself cannot use raises MatrixError or
 MarkerError, which each endpoint maps to its own field.
@@ -110,7 +110,7 @@ def compress(matrix: np.ndarray, target_dimensions: int, params: CompressionPara
     # Sign convention: the loading with the largest magnitude is positive (first one on ties).
     pivots = components[np.arange(k), np.abs(components).argmax(axis=1)]
     components *= np.where(pivots < 0, -1.0, 1.0)[:, None]
-    # = U_k·S_k with the fixed signs, computed as a projection so project() on the same cells matches bit for bit.
+    # = U_k·S_k with the fixed signs, computed as the projection of the centred cells on the components.
     vectors = centred @ components.T
     if not np.isfinite(vectors).all():
         raise MatrixError("values are too large to compress to finite vectors")
@@ -176,20 +176,6 @@ def basis_from(compression: Compression, gene_names: list[str], log_matrix: np.n
     high[low] = log_matrix.max(axis=0)[low]
     return Basis(tuple(gene_names), compression.gene_means, compression.components, _frozen(high),
                  compression.achieved_dimensions)
-
-
-def project(basis: Basis, gene_names: list[str], matrix: np.ndarray) -> np.ndarray:
-    """Project raw counts (cells × gene_names, any gene order) onto a basis: cells × dimensions."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    position = {name: i for i, name in enumerate(gene_names)}
-    basis_idx = [j for j, name in enumerate(basis.gene_names) if name in position]
-    if not basis_idx:
-        raise MarkerError("none of these genes is in the project's basis")
-    data_idx = [position[basis.gene_names[j]] for j in basis_idx]
-    # Genes the new data lacks sit at the basis mean, i.e. contribute 0 after centring.
-    centred = np.zeros((matrix.shape[0], len(basis.gene_names)))
-    centred[:, basis_idx] = np.log1p(matrix[:, data_idx]) - basis.gene_means[basis_idx]
-    return centred @ basis.components.T
 
 
 def encode_markers(basis: Basis, marker_genes: list[str]) -> tuple[np.ndarray, list[str]]:

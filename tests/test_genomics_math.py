@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from genomics.pca import Basis, CompressionParams, MarkerError, MatrixError, basis_from, compress, encode_markers, project
+from genomics.pca import Basis, CompressionParams, MarkerError, MatrixError, basis_from, compress, encode_markers
 
 
 def counts(n_cells: int = 60, n_genes: int = 25, seed: int = 0) -> np.ndarray:
@@ -148,30 +148,6 @@ def test_basis_json_round_trip_is_exact():
     assert again.gene_names == basis.gene_names and again.dimensions == basis.dimensions == 6
     for field in ("gene_means", "components", "gene_high"):
         np.testing.assert_array_equal(getattr(again, field), getattr(basis, field))
-
-
-def test_project_training_cells_equals_compression_vectors():
-    x, genes, result, basis = trained()
-    np.testing.assert_allclose(project(basis, genes, x), result.vectors, rtol=0, atol=1e-12)
-
-
-def test_project_accepts_reordered_extra_and_missing_genes():
-    x, genes, result, basis = trained()
-    order = np.random.default_rng(2).permutation(len(genes))
-    shuffled = project(basis, [genes[i] for i in order] + ["NOT_IN_BASIS"],
-                       np.hstack([x[:, order], np.full((x.shape[0], 1), 99.0)]))
-    np.testing.assert_allclose(shuffled, result.vectors, atol=1e-12)
-    # Dropping gene 3 equals setting it to the basis mean (log1p value = mean).
-    filled = x.copy()
-    filled[:, 3] = np.expm1(basis.gene_means[3])
-    dropped = project(basis, genes[:3] + genes[4:], np.delete(x, 3, axis=1))
-    np.testing.assert_allclose(dropped, project(basis, genes, filled), atol=1e-10)
-
-
-def test_project_with_no_shared_genes_is_rejected():
-    _, _, _, basis = trained()
-    with pytest.raises(MarkerError, match="none of these genes"):
-        project(basis, ["X1", "X2"], np.ones((2, 2)))
 
 
 def test_marker_query_points_at_the_cells_expressing_the_markers():

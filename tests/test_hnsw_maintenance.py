@@ -1,6 +1,8 @@
 """HNSW index upkeep on the real PostgreSQL: stale indexes, the exact tail, rebuilds, the maintainer."""
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import numpy as np
 import pytest
@@ -86,12 +88,12 @@ async def test_the_maintainer_builds_wanted_indexes_and_drops_forgotten_ones(poo
     maintainer = IndexMaintainer(pool, settings.acquire_timeout)
     maintainer.want_index(collection.id)
     assert maintainer.is_building(collection.id)
-    await maintainer.idle()
+    await idle()
     async with pool.acquire() as conn:
         assert await index_state(conn, collection.id) is True
         await collections.delete(conn, institution.id, collection.name)
     maintainer.forget(collection.id)
-    await maintainer.idle()
+    await idle()
     async with pool.acquire() as conn:
         assert await index_names(conn, collection.id) == []
     assert maintainer.failures == 0
@@ -102,7 +104,7 @@ async def test_the_maintainer_skips_collections_that_do_not_need_an_index(pool, 
     await fill(pool, small, np.ones((3, DIMS), np.float32), institution)
     maintainer = IndexMaintainer(pool, settings.acquire_timeout)
     maintainer.want_index(small.id)
-    await maintainer.idle()
+    await idle()
     async with pool.acquire() as conn:
         assert await index_names(conn, small.id) == []
 
@@ -115,9 +117,15 @@ async def test_the_maintainer_steps_aside_while_another_session_holds_the_lock(p
         assert await sql.fetchval(holder, index_maintainer.TRY_LOCK, index_maintainer.MAINTENANCE_LOCK_KEY)
         try:
             maintainer.want_index(collection.id)
-            await maintainer.idle()
+            await idle()
         finally:
             await sql.fetchval(holder, index_maintainer.RELEASE_LOCK, index_maintainer.MAINTENANCE_LOCK_KEY)
         assert await index_names(holder, collection.id) == []
     maintainer.want_index(collection.id)  # within RETRY_SECONDS: not retried yet
     assert not maintainer.is_building(collection.id)
+
+
+async def idle() -> None:
+    """Wait until the index maintainers have no work running (their task exists only while they do)."""
+    while tasks := [t for t in asyncio.all_tasks() if t.get_name() == index_maintainer.TASK_NAME and not t.done()]:
+        await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)

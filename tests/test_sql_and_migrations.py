@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from cli.startup import pending_migrations
 from db import migrations, sql
 from tests import pg
 
@@ -55,7 +56,7 @@ async def test_migrations_apply_roll_back_fully_and_apply_again(server_url):
     url = pg.create_database(server_url, prefix="don_migrations")
     applied = migrations.apply(url)
     assert applied == migrations.on_disk()
-    assert migrations.pending(url) == []
+    assert await pending_migrations(url) == []
     full = await _tables(url)
     assert {"audit_logs", "<vector>"} <= full
     undone = migrations.rollback(url, count=len(applied))

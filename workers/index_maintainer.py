@@ -74,11 +74,6 @@ class IndexMaintainer:
     def is_building(self, collection_id: int) -> bool:
         return collection_id == self.building or collection_id in self._wanted
 
-    async def idle(self) -> None:
-        """Wait until no work is queued or running."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
-
     async def close(self) -> None:
         """Cancel a running build (it leaves an invalid index that the next sweep drops)."""
         if self._task is not None and not self._task.done():
