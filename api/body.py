@@ -7,6 +7,7 @@ become the one 422 shape, each with a JSON pointer built from pydantic's `loc`.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -14,7 +15,6 @@ from pydantic import BaseModel, ValidationError
 from api.problems import InvalidInput, Problem
 
 Model = TypeVar("Model", bound=BaseModel)
-MAX_INT_DIGITS = 4000  # below CPython's 4300-digit str→int limit, so a huge literal is ours to name
 
 
 class HugeNumber:
@@ -27,7 +27,7 @@ class HugeNumber:
 
 
 def _int(text: str) -> int | HugeNumber:
-    return HugeNumber(len(text)) if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
+    return HugeNumber(len(text)) if len(text.lstrip("-")) > sys.get_int_max_str_digits() else int(text)
 
 
 def pointer_escape(key: Any) -> str:
@@ -57,16 +57,37 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise InvalidInput("", "request body is empty; a JSON object was expected", status=400)
     try:
+        return json.loads(body, object_pairs_hook=_reject_duplicates)
+    except InvalidInput:
+        raise
+    except ValueError as exc:
+        # CPython refuses integer literals over 4,300 digits. Only then parse again with a hook that
+        # keeps them as HugeNumber, so the 422 can name the field: a hook on every integer would make
+        # every count matrix three times slower to read (bench/validation.py).
+        if isinstance(exc, json.JSONDecodeError) or "integer string conversion" not in str(exc):
+            raise _unreadable(exc) from None
+        return _parse_keeping_huge_integers(body)
+    except RecursionError as exc:
+        raise _unreadable(exc) from None
+
+
+def _parse_keeping_huge_integers(body: bytes) -> Any:
+    try:
         return json.loads(body, object_pairs_hook=_reject_duplicates, parse_int=_int)
     except InvalidInput:
         raise
-    except UnicodeDecodeError:
-        raise InvalidInput("", "request body is not UTF-8 text", status=400) from None
-    except RecursionError:
-        raise InvalidInput("", "request body is nested too deeply to be read", status=400) from None
-    except ValueError as exc:  # json.JSONDecodeError
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InvalidInput("", f"request body is not valid JSON{where}", status=400) from None
+    except (ValueError, RecursionError) as exc:
+        raise _unreadable(exc) from None
+
+
+def _unreadable(exc: Exception) -> InvalidInput:
+    """The 400 for a body that cannot be read as JSON, saying why in words (never the exception's class)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return InvalidInput("", "request body is not UTF-8 text", status=400)
+    if isinstance(exc, RecursionError):
+        return InvalidInput("", "request body is nested too deeply to be read", status=400)
+    where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+    return InvalidInput("", f"request body is not valid JSON{where}", status=400)
 
 
 def _detail(error: dict) -> str:

@@ -1,7 +1,8 @@
 """The fast path for big numeric arrays (vectors, expression matrices): one C-level type scan and one
 NumPy conversion per request, Python loops only to name the first bad element. The models declare
-these fields' shapes for the document; validating them element by element in pydantic costs about
-twice as much (bench/README.md has the figures)."""
+these fields' shapes for the document. Measured against validating the same arrays in pydantic and
+converting them (bench/validation.py): a 3,000 × 2,000 count matrix 1.7× faster with a quarter of the
+memory, a 10,000 × 128 upsert 1.13× faster."""
 from __future__ import annotations
 
 import math
