@@ -49,34 +49,33 @@ def float32_rows(rows: list[list], pointer_of: Pointer) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def number_problem(value: Any) -> str | None:
-    """Why a JSON value cannot be a vector element, or None."""
+def _as_finite(value: Any, too_large: str) -> tuple[float | None, str | None]:
+    """A JSON value as a finite float, or why it is not one."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"must be a number, not {json_kind(value)}"
+        return None, f"must be a number, not {json_kind(value)}"
     try:
         number = float(value)
     except OverflowError:
-        return ELEMENT_MESSAGE
+        return None, too_large
     if not math.isfinite(number):
-        return "must be a finite number (NaN and Infinity are not allowed)"
-    if abs(number) > FLOAT32_MAX:
+        return None, "must be a finite number (NaN and Infinity are not allowed)"
+    return number, None
+
+
+def number_problem(value: Any) -> str | None:
+    """Why a JSON value cannot be a vector element, or None."""
+    number, problem = _as_finite(value, ELEMENT_MESSAGE)
+    if problem is None and abs(number) > FLOAT32_MAX:
         return ELEMENT_MESSAGE
-    return None
+    return problem
 
 
 def count_problem(value: Any) -> str | None:
     """Why a JSON value cannot be an expression count (finite, ≥ 0), or None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"must be a number, not {json_kind(value)}"
-    try:
-        number = float(value)
-    except OverflowError:
-        return "is too large to be a finite number"
-    if not math.isfinite(number):
-        return "must be a finite number (NaN and infinity are not allowed)"
-    if number < 0:
+    number, problem = _as_finite(value, "is too large to be a finite number")
+    if problem is None and number < 0:
         return f"must not be negative (expression counts are ≥ 0), got {number}"
-    return None
+    return problem
 
 
 def json_kind(value: Any) -> str:
