@@ -2,6 +2,7 @@
 
 `python app.py` (or `python app.py serve`) runs the service; `python app.py --help` lists the rest.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,18 +12,18 @@ import sys
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from api.endpoint import routes
-from api.routes import audit_trail, collections, docs, genomics, health, usage
-from api.routes.contract import openapi_endpoints
 from api.audit import AuditMiddleware
 from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
-from api.ratelimit import RateLimitMiddleware
+from api.endpoint import routes
 from api.problems import EXCEPTION_HANDLERS
-from core.config import Settings
+from api.ratelimit import RateLimitMiddleware
+from api.routes import audit_trail, collections, docs, genomics, health, usage
+from api.routes.contract import openapi_endpoints
 from cli.startup import prepare
+from core.config import Settings
 from core.ttl_cache import TTLCache
-from workers.audit_writer import AuditWriter
 from db.pool import close, create_pool
+from workers.audit_writer import AuditWriter
 from workers.index_maintainer import IndexMaintainer
 
 SHUTDOWN_DRAIN_SECONDS = 10
@@ -39,19 +40,35 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max)
         maintainer = IndexMaintainer(pool, settings.acquire_timeout)
         try:
-            yield {"settings": settings, "pool": pool, "audit_writer": writer, "index_maintainer": maintainer,
-                   "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES)}
+            yield {
+                "settings": settings,
+                "pool": pool,
+                "audit_writer": writer,
+                "index_maintainer": maintainer,
+                "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES),
+            }
         finally:
             await maintainer.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
             await close(pool)
 
-    api = [*health.endpoints, *usage.endpoints, *audit_trail.endpoints, *collections.endpoints, *genomics.endpoints,
-           *docs.endpoints]
+    api = [
+        *health.endpoints,
+        *usage.endpoints,
+        *audit_trail.endpoints,
+        *collections.endpoints,
+        *genomics.endpoints,
+        *docs.endpoints,
+    ]
     # Order matters: authenticate first, then count the request against the caller's quota.
     middleware = [Middleware(AuthMiddleware), Middleware(RateLimitMiddleware)]
-    app = Starlette(routes=routes([*api, *openapi_endpoints(api)]), middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=routes([*api, *openapi_endpoints(api)]),
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
     return AuditMiddleware(app, max_body_bytes=settings.max_body_bytes)
 
 

@@ -6,6 +6,7 @@ the 500s and 404s included, passes through it as messages. The final body chunk 
 until the request's audit row is committed; if the row cannot be written the client gets a
 503 instead (fail closed), except on the health paths, which must always tell the truth.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,7 +14,7 @@ import hashlib
 import ipaddress
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -57,7 +58,7 @@ class _Exchange:
         self.receive_raw = receive
         self.send_raw = send
         self.started = time.perf_counter()
-        self.occurred_at = datetime.now(timezone.utc)
+        self.occurred_at = datetime.now(UTC)
         self.trace_id = trace_id_from(scope["headers"])
         self.exempt = audit_exempt(scope["path"])
         self.digest = hashlib.sha256()
@@ -94,8 +95,9 @@ class _Exchange:
                     raise  # cancellation and interpreter exits are not ours to stop
                 # Logged here, inside the request's trace context, with its traceback; not re-raised,
                 # so the server does not log it a second time with no trace id. The client has its 500.
-                log.error("unhandled %s in %s %s", type(exc).__name__, self.scope["method"], self.scope["path"],
-                          exc_info=exc)
+                log.error(
+                    "unhandled %s in %s %s", type(exc).__name__, self.scope["method"], self.scope["path"], exc_info=exc
+                )
                 return
             if not self.audited:
                 await self._finish_after_crash()
@@ -168,11 +170,16 @@ class _Exchange:
             await self._answer_unaudited()
 
     async def _answer_unaudited(self) -> None:
-        await self._send_problem(503, "the audit trail is unavailable, so the request cannot be answered; retry shortly",
-                                 {"Retry-After": "2"})
+        await self._send_problem(
+            503,
+            "the audit trail is unavailable, so the request cannot be answered; retry shortly",
+            {"Retry-After": "2"},
+        )
 
     async def _send_problem(self, status: int, detail: str, headers: dict | None = None) -> None:
-        response = problem_response(status, detail, self.trace_id, headers={**(headers or {}), "X-Trace-ID": self.trace_id})
+        response = problem_response(
+            status, detail, self.trace_id, headers={**(headers or {}), "X-Trace-ID": self.trace_id}
+        )
         await response(self.scope, self.receive_raw, self.send_raw)
         self.sent_start = True
 
@@ -252,4 +259,3 @@ def _clean(value: str, limit: int) -> str:
         return value  # the common case, checked in C
     value = "".join(ch if ch.isprintable() else "\ufffd" for ch in value)
     return value.encode("utf-8", "replace").decode("utf-8")
-

@@ -4,6 +4,7 @@ Every failure gets the same 401 body whatever the reason; the reason goes to the
 only. Lookups are cached per process for TOKEN_CACHE_SECONDS, which bounds how long a revoked
 token or a disabled institution keeps working on an instance that has just seen it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,12 @@ class AuthMiddleware:
         if status == 403:
             response = problem_response(403, "this institution's access is disabled", scope.get("trace_id"))
         else:
-            response = problem_response(401, UNAUTHORIZED, scope.get("trace_id"),
-                                        headers={"WWW-Authenticate": 'Bearer realm="don-research-api"'})
+            response = problem_response(
+                401,
+                UNAUTHORIZED,
+                scope.get("trace_id"),
+                headers={"WWW-Authenticate": 'Bearer realm="don-research-api"'},
+            )
         await response(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Caller | tuple[int, str]:
@@ -82,5 +87,11 @@ class AuthMiddleware:
             return 401, "revoked"
         if row["disabled_at"] is not None:
             return 403, "institution_disabled"
-        return Caller(institution_id=row["institution_id"], slug=row["slug"], tier=row["tier"],
-                      hourly_limit=row["hourly_limit"], token_id=row["token_id"], token_prefix=row["prefix"])
+        return Caller(
+            institution_id=row["institution_id"],
+            slug=row["slug"],
+            tier=row["tier"],
+            hourly_limit=row["hourly_limit"],
+            token_id=row["token_id"],
+            token_prefix=row["prefix"],
+        )

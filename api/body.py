@@ -4,6 +4,7 @@ JSON is parsed with the standard library (duplicate keys are refused, which pyda
 parser would silently resolve), then validated by the endpoint's model in Python mode. Errors
 become the one 422 shape, each with a JSON pointer built from pydantic's `loc`.
 """
+
 from __future__ import annotations
 
 import json
@@ -107,8 +108,9 @@ def _as_invalid(exc: ValidationError, *, query: bool = False) -> InvalidInput:
             items.append({"pointer": pointer(loc), "detail": _detail(error)})
     first = items[0]
     if query:
-        return InvalidInput("", f"query parameter {first['parameter']!r}: {first['detail']}",
-                            parameter=first["parameter"], errors=items)
+        return InvalidInput(
+            "", f"query parameter {first['parameter']!r}: {first['detail']}", parameter=first["parameter"], errors=items
+        )
     return InvalidInput(first["pointer"], first["detail"], errors=items)
 
 
@@ -142,12 +144,16 @@ def check_json_request(headers) -> None:
     """415 for a body that is not plain JSON: another media type, or any Content-Encoding."""
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise Problem(415, f"Content-Encoding {encoding[:40]!r} is not accepted; send the JSON body uncompressed",
-                      kind="unsupported-media-type")
+        raise Problem(
+            415,
+            f"Content-Encoding {encoding[:40]!r} is not accepted; send the JSON body uncompressed",
+            kind="unsupported-media-type",
+        )
     content_type = headers.get("content-type")
     if content_type is None:
         return  # a client that names no type is taken at its word that the body is JSON
     media = content_type.split(";", 1)[0].strip().lower()
     if media not in JSON_TYPES and not (media.startswith("application/") and media.endswith("+json")):
-        raise Problem(415, f"Content-Type {media[:80]!r} is not accepted; send application/json",
-                      kind="unsupported-media-type")
+        raise Problem(
+            415, f"Content-Type {media[:80]!r} is not accepted; send application/json", kind="unsupported-media-type"
+        )

@@ -1,4 +1,5 @@
 """Who is calling: the authenticated institution and token, set on the scope by the auth middleware."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,9 +1,11 @@
 """One declaration per endpoint: its route, its models and its answers, read by both the router and
 the OpenAPI document, so the two cannot drift apart."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 from starlette.requests import Request

@@ -16,6 +16,7 @@ pinned to one CPU, wrk -t1 -c32, 5 interleaved rounds of 5 s, shared 2-core mach
 Both caps bound the damage (no concurrent GET waited more than 4 ms during a refusal); this one
 keeps httptools' throughput and answers 431 problem+json like the service's other errors.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,13 +29,16 @@ MAX_HEADER_BYTES = 65536
 # sends RST, and the peer's kernel then discards the 431 it already holds).
 LINGER_SECONDS = 2.0
 
-_PROBLEM = json.dumps({
-    "type": "https://don-research.example/problems/request-header-fields-too-large",
-    "title": "Request Header Fields Too Large",
-    "status": 431,
-    "detail": f"request headers exceed {MAX_HEADER_BYTES} bytes",
-    "trace_id": None,
-}, separators=(",", ":")).encode()
+_PROBLEM = json.dumps(
+    {
+        "type": "https://don-research.example/problems/request-header-fields-too-large",
+        "title": "Request Header Fields Too Large",
+        "status": 431,
+        "detail": f"request headers exceed {MAX_HEADER_BYTES} bytes",
+        "trace_id": None,
+    },
+    separators=(",", ":"),
+).encode()
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -124,13 +128,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         content = [STATUS_LINE[431]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
-        content.extend([
-            b"content-type: application/problem+json\r\n",
-            b"content-length: " + str(len(_PROBLEM)).encode("ascii") + b"\r\n",
-            b"connection: close\r\n",
-            b"\r\n",
-            _PROBLEM,
-        ])
+        content.extend(
+            [
+                b"content-type: application/problem+json\r\n",
+                b"content-length: " + str(len(_PROBLEM)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n",
+                b"\r\n",
+                _PROBLEM,
+            ]
+        )
         self.transport.write(b"".join(content))
         if self.transport.can_write_eof():
             self.transport.write_eof()

@@ -1,4 +1,5 @@
 """The OpenAPI 3.1 document, generated from the endpoint declarations and their pydantic models."""
+
 from __future__ import annotations
 
 import re
@@ -14,13 +15,15 @@ from api.schemas.common import ProblemDetails
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{(\w+)}")
 HEADERS = {
-    "X-Trace-ID": ("The request's trace id: your X-Request-ID when safe, else a new one; also in the audit row",
-                   {"type": "string"}),
+    "X-Trace-ID": (
+        "The request's trace id: your X-Request-ID when safe, else a new one; also in the audit row",
+        {"type": "string"},
+    ),
     "X-RateLimit-Limit": ("Requests allowed per UTC hour", {"type": "integer"}),
     "X-RateLimit-Remaining": ("Requests left in this hour", {"type": "integer"}),
     "X-RateLimit-Reset": ("When the quota resets, Unix epoch seconds", {"type": "integer"}),
-    "RateLimit-Policy": ("IETF draft field, e.g. \"hourly\";q=1000;w=3600", {"type": "string"}),
-    "RateLimit": ("IETF draft field, e.g. \"hourly\";r=998;t=1312", {"type": "string"}),
+    "RateLimit-Policy": ('IETF draft field, e.g. "hourly";q=1000;w=3600', {"type": "string"}),
+    "RateLimit": ('IETF draft field, e.g. "hourly";r=998;t=1312', {"type": "string"}),
     "Retry-After": ("Seconds to wait before retrying", {"type": "integer"}),
     "WWW-Authenticate": ("The Bearer challenge", {"type": "string"}),
     "Location": ("Where the new resource lives", {"type": "string"}),
@@ -65,8 +68,9 @@ def _query_parameters(e: Endpoint, schemas: dict) -> list[dict]:
         prop = dict(prop)
         description = prop.pop("description", "")
         prop.pop("title", None)
-        params.append({"name": name, "in": "query", "required": name in required, "description": description,
-                       "schema": prop})
+        params.append(
+            {"name": name, "in": "query", "required": name in required, "description": description, "schema": prop}
+        )
     return params
 
 
@@ -77,30 +81,46 @@ def _camel(name: str) -> str:
 
 
 def _operation(e: Endpoint, schemas: dict) -> dict[str, Any]:
-    op: dict[str, Any] = {"operationId": _camel(e.handler.__name__), "summary": e.summary, "tags": [e.tag],
-                          "security": [] if e.public else [{"bearerAuth": []}]}
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-              for name in _PATH_PARAM.findall(e.path)]
+    op: dict[str, Any] = {
+        "operationId": _camel(e.handler.__name__),
+        "summary": e.summary,
+        "tags": [e.tag],
+        "security": [] if e.public else [{"bearerAuth": []}],
+    }
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in _PATH_PARAM.findall(e.path)
+    ]
     if e.query is not None:
         params += _query_parameters(e, schemas)
     if params:
         op["parameters"] = params
     if e.body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=e.body.__name__)}}}}
-    success: dict[str, Any] = {"description": HTTPStatus(e.status).phrase,
-                               "headers": _header_refs(("X-Trace-ID", *e.headers, *(() if e.public else RATE_HEADERS)))}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=e.body.__name__)}}},
+        }
+    success: dict[str, Any] = {
+        "description": HTTPStatus(e.status).phrase,
+        "headers": _header_refs(("X-Trace-ID", *e.headers, *(() if e.public else RATE_HEADERS))),
+    }
     if e.response is not None:
         success["content"] = {e.media_type: {"schema": {"$ref": REF.format(model=e.response.__name__)}}}
         for media in e.alternative_media:
             success["content"][media] = {"schema": {"type": "string"}}
     elif e.status != 204 and not 300 <= e.status < 400:
-        success["content"] = {media: {"schema": {"type": "object"} if media.endswith("json") else {"type": "string"}}
-                              for media in (e.media_type, *e.alternative_media)}
+        success["content"] = {
+            media: {"schema": {"type": "object"} if media.endswith("json") else {"type": "string"}}
+            for media in (e.media_type, *e.alternative_media)
+        }
     responses = {str(e.status): success}
     for status in _error_statuses(e):
         if status in e.errors_in_body:
-            responses[str(status)] = {**success, "description": ERROR_TEXT[status],
-                                      "headers": _header_refs(("X-Trace-ID", "Retry-After"))}
+            responses[str(status)] = {
+                **success,
+                "description": ERROR_TEXT[status],
+                "headers": _header_refs(("X-Trace-ID", "Retry-After")),
+            }
         else:
             responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
     op["responses"] = responses
@@ -115,8 +135,11 @@ def _error_response(status: int) -> dict:
         headers += RATE_HEADERS
     if status == 401:
         headers.append("WWW-Authenticate")
-    return {"description": ERROR_TEXT[status], "headers": _header_refs(headers),
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF.format(model="ProblemDetails")}}}}
+    return {
+        "description": ERROR_TEXT[status],
+        "headers": _header_refs(headers),
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF.format(model="ProblemDetails")}}},
+    }
 
 
 def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
@@ -131,14 +154,22 @@ def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
         paths.setdefault(e.path, {})[e.method.lower()] = _operation(e, schemas)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "DON Research API", "version": version,
-                 "description": "Store and search research vectors (PostgreSQL + pgvector), turn single-cell "
-                                "expression into vectors, and read your own audit trail. Every request is audited."},
+        "info": {
+            "title": "DON Research API",
+            "version": version,
+            "description": "Store and search research vectors (PostgreSQL + pgvector), turn single-cell "
+            "expression into vectors, and read your own audit trail. Every request is audited.",
+        },
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                               "description": "A token from `python app.py token issue`"}},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `python app.py token issue`",
+                }
+            },
             "headers": {name: {"description": text, "schema": schema} for name, (text, schema) in HEADERS.items()},
             "responses": {str(s): _error_response(s) for s in ERROR_TEXT},
         },

@@ -1,4 +1,5 @@
 """Which paths are special: the one home of the health, public and audit-exempt path rules."""
+
 from __future__ import annotations
 
 API_PREFIX = "/api/v1"

@@ -1,4 +1,5 @@
 """RFC 9457 problem+json responses and the one mapping from exceptions to HTTP statuses."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ log = logging.getLogger(__name__)
 class InvalidInput(ValueError):
     """Client input that breaks the contract: answered as 422 (or 400) naming the offending field."""
 
-    def __init__(self, pointer: str, detail: str, status: int = 422, parameter: str | None = None,
-                 errors: list[dict] | None = None):
+    def __init__(
+        self,
+        pointer: str,
+        detail: str,
+        status: int = 422,
+        parameter: str | None = None,
+        errors: list[dict] | None = None,
+    ):
         super().__init__(detail)
         self.pointer = pointer
         self.detail = detail
@@ -29,7 +36,7 @@ class InvalidInput(ValueError):
         self.errors = errors
 
     @classmethod
-    def query(cls, name: str, detail: str) -> "InvalidInput":
+    def query(cls, name: str, detail: str) -> InvalidInput:
         return cls("", f"query parameter {name!r}: {detail}", parameter=name)
 
     def error_items(self) -> list[dict]:
@@ -42,8 +49,15 @@ class InvalidInput(ValueError):
 class Problem(Exception):
     """An error a handler raises to answer with a given status, title and detail."""
 
-    def __init__(self, status: int, detail: str, *, title: str | None = None,
-                 headers: dict[str, str] | None = None, kind: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        kind: str | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -52,9 +66,16 @@ class Problem(Exception):
         self.kind = kind
 
 
-def problem_response(status: int, detail: str, trace_id: str | None, *, title: str | None = None,
-                     headers: dict[str, str] | None = None, errors: list[dict] | None = None,
-                     kind: str | None = None) -> Response:
+def problem_response(
+    status: int,
+    detail: str,
+    trace_id: str | None,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict] | None = None,
+    kind: str | None = None,
+) -> Response:
     """Build the one error shape every error response has."""
     title = title or HTTPStatus(status).phrase
     body = {
@@ -78,8 +99,9 @@ def trace_id_of(request: Request) -> str | None:
 
 
 async def on_problem(request: Request, exc: Problem) -> Response:
-    return problem_response(exc.status, exc.detail, trace_id_of(request), title=exc.title,
-                            headers=exc.headers, kind=exc.kind)
+    return problem_response(
+        exc.status, exc.detail, trace_id_of(request), title=exc.title, headers=exc.headers, kind=exc.kind
+    )
 
 
 async def on_http_exception(request: Request, exc: HTTPException) -> Response:
@@ -92,15 +114,20 @@ async def on_http_exception(request: Request, exc: HTTPException) -> Response:
 
 
 async def on_invalid_input(request: Request, exc: InvalidInput) -> Response:
-    return problem_response(exc.status, exc.detail, trace_id_of(request),
-                            errors=exc.error_items(),
-                            kind="invalid-input" if exc.status == 422 else None)
+    return problem_response(
+        exc.status,
+        exc.detail,
+        trace_id_of(request),
+        errors=exc.error_items(),
+        kind="invalid-input" if exc.status == 422 else None,
+    )
 
 
 def unavailable_response(exc: Exception, trace_id: str | None) -> Response:
     log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-    return problem_response(503, "the database is unavailable; try again shortly", trace_id,
-                            headers={"Retry-After": "2"})
+    return problem_response(
+        503, "the database is unavailable; try again shortly", trace_id, headers={"Retry-After": "2"}
+    )
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> Response:
@@ -113,8 +140,9 @@ async def on_unique_violation(request: Request, exc: asyncpg.UniqueViolationErro
 
 async def on_server_error(request: Request, exc: Exception) -> Response:
     # Never a stack trace to the client; ServerErrorMiddleware re-raises so the server logs it.
-    return problem_response(500, "an unexpected error occurred; quote the trace_id when reporting it",
-                            trace_id_of(request))
+    return problem_response(
+        500, "an unexpected error occurred; quote the trace_id when reporting it", trace_id_of(request)
+    )
 
 
 async def on_bug(request: Request, exc: Exception) -> Response:

@@ -4,10 +4,11 @@ Every authenticated response carries X-RateLimit-* (reset as epoch seconds, like
 the IETF draft's RateLimit-Policy / RateLimit (reset as seconds from now); over the limit the
 answer is 429 problem+json with Retry-After.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,7 +43,7 @@ class Quota:
 
 def window_end(now: datetime) -> datetime:
     """The top of the next UTC hour: when the current window's quota resets."""
-    return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 
 
 class RateLimitMiddleware:
@@ -64,15 +65,18 @@ class RateLimitMiddleware:
             # No quota check, no service: an unmetered request would break the contract.
             await unavailable_response(exc, scope.get("trace_id"))(scope, receive, send)
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if row is None:
             quota = Quota(caller.hourly_limit, caller.hourly_limit, window_end(now))
             scope["audit"]["metadata"]["rate_limited"] = True
             retry_after = str(max(1, int((quota.reset_at - now).total_seconds() + 0.999)))
             headers = {k.decode(): v.decode() for k, v in quota.headers(now)} | {"Retry-After": retry_after}
-            response = problem_response(429, f"hourly quota of {caller.hourly_limit} requests used up; "
-                                        f"it resets at {quota.reset_at.isoformat()}", scope.get("trace_id"),
-                                        headers=headers)
+            response = problem_response(
+                429,
+                f"hourly quota of {caller.hourly_limit} requests used up; it resets at {quota.reset_at.isoformat()}",
+                scope.get("trace_id"),
+                headers=headers,
+            )
             await response(scope, receive, send)
             return
         quota = Quota(caller.hourly_limit, row["hits"], row["window_start"] + timedelta(hours=1))

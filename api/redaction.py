@@ -5,6 +5,7 @@ would put *our* token under (so a token in a URL is never accepted, and the clie
 once); the audit row redacts every value that looks like any secret, ours or not (a password for
 some other system is still not ours to store), without refusing the request.
 """
+
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode

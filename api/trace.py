@@ -1,4 +1,5 @@
 """Trace ids: reuse a caller's safe X-Request-ID, otherwise mint one."""
+
 from __future__ import annotations
 
 import random

@@ -22,6 +22,7 @@ no access log), all serving the same Starlette app with GET /plain -> small JSON
 
 Needs wrk (apt-get install -y wrk). Loopback only; prints figures and writes nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,6 +56,7 @@ end
 
 # ---------------------------------------------------------------- the server side (a child process)
 
+
 def serve(kind: str, port: int) -> None:
     import uvicorn
     from starlette.applications import Starlette
@@ -75,18 +77,29 @@ def serve(kind: str, port: int) -> None:
         options = {"http": LimitedHttpToolsProtocol}
     else:
         options = {"http": "httptools"}
-    uvicorn.run(app, host="127.0.0.1", port=port, ws="none", lifespan="off", log_level="error",
-                access_log=False, server_header=False, **options)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="none",
+        lifespan="off",
+        log_level="error",
+        access_log=False,
+        server_header=False,
+        **options,
+    )
 
 
 # ---------------------------------------------------------------- the driver
+
 
 class Server:
     def __init__(self, kind: str, pin: list[str], cleanup: Cleanup) -> None:
         self.kind = kind
         self.port = free_port()
         self.process = subprocess.Popen(
-            [*pin, sys.executable, __file__, "--serve", kind, "--port", str(self.port)], cwd=ROOT)
+            [*pin, sys.executable, __file__, "--serve", kind, "--port", str(self.port)], cwd=ROOT
+        )
         cleanup.push(f"{kind} server", lambda: stop_process(self.process, 10))
         self.url = f"http://127.0.0.1:{self.port}/plain"
         deadline = time.monotonic() + 30
@@ -108,8 +121,12 @@ class Server:
 
 
 def wrk(server: Server, script: str, pin: list[str], connections: int, duration: int) -> dict:
-    out = subprocess.run([*pin, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", script, server.url],
-                         capture_output=True, text=True, timeout=duration + 30)
+    out = subprocess.run(
+        [*pin, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", script, server.url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+    )
     match = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+)$", out.stdout, re.M)
     if not match:
         raise BenchError(f"wrk gave no result: {out.stdout.strip()} {out.stderr.strip()}")
@@ -166,7 +183,7 @@ def refusal(server: Server, big_mib: int, timeout: float = 60.0) -> dict:
         answer = first.split(b"\r\n", 1)[0].decode("latin-1") if first else "connection closed"
     except ConnectionResetError:
         answer = "connection reset"
-    except socket.timeout:
+    except TimeoutError:
         answer = f"nothing within {timeout:.0f} s"
     elapsed = time.perf_counter() - started
     time.sleep(0.2)  # a few probes after the answer too
@@ -175,8 +192,13 @@ def refusal(server: Server, big_mib: int, timeout: float = 60.0) -> dict:
     big.close()
     sender.join(5)
     probe.close()
-    return {"seconds": elapsed, "answer": answer, "max_wait_ms": max(waits, default=0.0) * 1000,
-            "probes": len(waits), "rss_growth_mib": (server.peak_rss_kib() - rss_before) / 1024}
+    return {
+        "seconds": elapsed,
+        "answer": answer,
+        "max_wait_ms": max(waits, default=0.0) * 1000,
+        "probes": len(waits),
+        "rss_growth_mib": (server.peak_rss_kib() - rss_before) / 1024,
+    }
 
 
 def main() -> int:
@@ -188,8 +210,9 @@ def main() -> int:
     parser.add_argument("--big-mib", type=int, default=64)
     parser.add_argument("--big-rounds", type=int, default=3)
     parser.add_argument("--no-stock", action="store_true", help="skip the uncapped httptools reference")
-    parser.add_argument("--stock-throughput", action="store_true",
-                        help="also run the uncapped httptools in the throughput rounds")
+    parser.add_argument(
+        "--stock-throughput", action="store_true", help="also run the uncapped httptools in the throughput rounds"
+    )
     parser.add_argument("--serve", choices=("h11", "limited", "stock"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,8 +228,11 @@ def main() -> int:
     if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
         pin_server, pin_client = ["taskset", "-c", "0"], ["taskset", "-c", "1"]
         os.sched_setaffinity(0, {1})  # the refusal test's client threads
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"pinning: {'server CPU 0, client CPU 1' if pin_server else 'none'}", flush=True)
+    print(
+        f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"pinning: {'server CPU 0, client CPU 1' if pin_server else 'none'}",
+        flush=True,
+    )
 
     cleanup = Cleanup()
     try:
@@ -218,31 +244,48 @@ def main() -> int:
             for server in servers.values():
                 wrk(server, script, pin_client, args.connections, args.warmup)
 
-            print(f"\nthroughput: wrk -t1 -c{args.connections} -d{args.duration}s GET /plain, "
-                  f"{args.rounds} rounds interleaved")
+            print(
+                f"\nthroughput: wrk -t1 -c{args.connections} -d{args.duration}s GET /plain, "
+                f"{args.rounds} rounds interleaved"
+            )
             runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
             for number in range(1, args.rounds + 1):
                 order = kinds if number % 2 else kinds[::-1]
                 for kind in order:
                     result = wrk(servers[kind], script, pin_client, args.connections, args.duration)
                     runs[kind].append(result)
-                    print(f"  round {number} {kind:8s} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:6.2f} ms"
-                          f"  p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}", flush=True)
-                ratios = ", ".join(f"{other}: {runs['limited'][-1]['rps'] / runs[other][-1]['rps']:.2f}"
-                                   for other in kinds if other != "limited")
+                    print(
+                        f"  round {number} {kind:8s} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:6.2f} ms"
+                        f"  p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}",
+                        flush=True,
+                    )
+                ratios = ", ".join(
+                    f"{other}: {runs['limited'][-1]['rps'] / runs[other][-1]['rps']:.2f}"
+                    for other in kinds
+                    if other != "limited"
+                )
                 print(f"  round {number} req/s ratio limited/{ratios}")
-            medians = {kind: {key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms")}
-                       for kind, results in runs.items()}
+            medians = {
+                kind: {key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms")}
+                for kind, results in runs.items()
+            }
             for kind, m in medians.items():
-                print(f"  median   {kind:8s} {m['rps']:9.0f} req/s  p50 {m['p50_ms']:6.2f} ms  p99 {m['p99_ms']:6.2f} ms")
+                print(
+                    f"  median   {kind:8s} {m['rps']:9.0f} req/s  p50 {m['p50_ms']:6.2f} ms  p99 {m['p99_ms']:6.2f} ms"
+                )
             for other in kinds:
                 if other != "limited":
-                    print(f"  median ratios limited/{other}: req/s {medians['limited']['rps'] / medians[other]['rps']:.2f}, "
-                          f"p50 {medians['limited']['p50_ms'] / medians[other]['p50_ms']:.2f}, "
-                          f"p99 {medians['limited']['p99_ms'] / medians[other]['p99_ms']:.2f}")
+                    print(
+                        f"  median ratios limited/{other}: "
+                        f"req/s {medians['limited']['rps'] / medians[other]['rps']:.2f}, "
+                        f"p50 {medians['limited']['p50_ms'] / medians[other]['p50_ms']:.2f}, "
+                        f"p99 {medians['limited']['p99_ms'] / medians[other]['p99_ms']:.2f}"
+                    )
 
-            print(f"\nrefusal: one GET /plain with a {args.big_mib} MiB User-Agent, "
-                  f"GET /plain probes on another connection meanwhile")
+            print(
+                f"\nrefusal: one GET /plain with a {args.big_mib} MiB User-Agent, "
+                f"GET /plain probes on another connection meanwhile"
+            )
             if not args.no_stock and "stock" not in servers:
                 servers["stock"] = Server("stock", pin_server, cleanup)
             elif args.no_stock:
@@ -252,9 +295,12 @@ def main() -> int:
                     if kind == "stock" and number > 1:
                         continue  # one uncapped run is enough to show the problem
                     r = refusal(servers[kind], args.big_mib)
-                    print(f"  round {number} {kind:8s} answered in {r['seconds']:7.3f} s ({r['answer']}); "
-                          f"longest concurrent GET /plain {r['max_wait_ms']:8.1f} ms over {r['probes']} probes; "
-                          f"peak RSS +{r['rss_growth_mib']:.0f} MiB", flush=True)
+                    print(
+                        f"  round {number} {kind:8s} answered in {r['seconds']:7.3f} s ({r['answer']}); "
+                        f"longest concurrent GET /plain {r['max_wait_ms']:8.1f} ms over {r['probes']} probes; "
+                        f"peak RSS +{r['rss_growth_mib']:.0f} MiB",
+                        flush=True,
+                    )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

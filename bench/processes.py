@@ -1,4 +1,5 @@
 """What both benchmarks need to run servers: free ports, orderly stops, a throwaway embedded database."""
+
 from __future__ import annotations
 
 import signal
@@ -6,9 +7,9 @@ import socket
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 STOP_TIMEOUT = 30.0
 HEALTH_PATH = "/api/v1/health"

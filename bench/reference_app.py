@@ -11,11 +11,12 @@ Run it the way bench/service.py does (DATABASE_URL must point at a migrated data
 
     DATABASE_URL=postgres://... python -m uvicorn bench.reference_app:app --host 127.0.0.1 --port 8001
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 from starlette.applications import Starlette
@@ -33,8 +34,12 @@ async def health(request: Request) -> JSONResponse:
     """The service's deep health check minus the audit writer (its failure count is reported as 0)."""
     state = request.state
     settings = state.settings
-    body = {"version": VERSION, "timestamp": datetime.now(timezone.utc).isoformat(),
-            "pool": pool_figures(state.pool), "audit": {"write_failures": 0}}
+    body = {
+        "version": VERSION,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "pool": pool_figures(state.pool),
+        "audit": {"write_failures": 0},
+    }
     try:
         async with asyncio.timeout(settings.health_timeout):
             async with lend(state.pool, settings.health_timeout) as conn:
@@ -45,8 +50,11 @@ async def health(request: Request) -> JSONResponse:
         reason = f"database unavailable ({type(exc).__name__})"
     else:
         return JSONResponse({"status": "healthy", **body, "database": database})
-    return JSONResponse({"status": "unhealthy", **body, "database": {"status": "unavailable", "reason": reason}},
-                        status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse(
+        {"status": "unhealthy", **body, "database": {"status": "unavailable", "reason": reason}},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

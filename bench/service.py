@@ -27,6 +27,7 @@ What it does:
 Loopback only. The machine's cores are shared by wrk, uvicorn and PostgreSQL: compare the ratio,
 not the absolute figures, across machines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,13 +59,18 @@ START_TIMEOUT = 90.0
 
 # ---------------------------------------------------------------- processes and the database
 
+
 def start_server(name: str, argv: list[str], env: dict, workdir: Path, cleanup: Cleanup) -> Server:
     port = free_port()
     log_path = workdir / f"{name}.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen(
         [arg.replace("{port}", str(port)) for arg in argv],
-        cwd=ROOT, env={**env, "PORT": str(port)}, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env={**env, "PORT": str(port)},
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # a terminal Ctrl-C reaches the bench only; it stops the servers in order
     )
     log_file.close()
@@ -78,8 +83,10 @@ def wait_ready(server: Server) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise BenchError(f"{server.name} exited with status {server.process.returncode} while starting; "
-                             f"its log:\n{server.log_tail()}")
+            raise BenchError(
+                f"{server.name} exited with status {server.process.returncode} while starting; "
+                f"its log:\n{server.log_tail()}"
+            )
         try:
             with urllib.request.urlopen(server.url, timeout=2) as response:
                 if response.status == 200:
@@ -87,8 +94,9 @@ def wait_ready(server: Server) -> None:
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)
-    raise BenchError(f"{server.name} did not answer 200 on {HEALTH_PATH} within {START_TIMEOUT:g}s; "
-                     f"its log:\n{server.log_tail()}")
+    raise BenchError(
+        f"{server.name} did not answer 200 on {HEALTH_PATH} within {START_TIMEOUT:g}s; its log:\n{server.log_tail()}"
+    )
 
 
 def fetch_json(url: str) -> dict:
@@ -96,8 +104,8 @@ def fetch_json(url: str) -> dict:
         return json.loads(response.read())
 
 
-
 # ---------------------------------------------------------------- main
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/service.py", description=__doc__.split("\n\n")[0])
@@ -122,15 +130,20 @@ def environment_line(env: dict) -> str:
     version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()
     wrk = version[0].split(" [")[0] if version else "wrk"
     load = "load average %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else "load average n/a"
-    return (f"python {sys.version.split()[0]}, uvicorn loop/http auto -> {loop}/{http}, {wrk}, "
-            f"{os.cpu_count()} CPUs ({load} before the runs)")
+    return (
+        f"python {sys.version.split()[0]}, uvicorn loop/http auto -> {loop}/{http}, {wrk}, "
+        f"{os.cpu_count()} CPUs ({load} before the runs)"
+    )
 
 
 def bench(args: argparse.Namespace, cleanup: Cleanup, cleanup_state: dict) -> int:
     if shutil.which("wrk") is None:
-        print("error: wrk (the load generator) is not installed. Install it with:\n"
-              "    apt-get update && apt-get install -y wrk      (Debian/Ubuntu)\n"
-              "    brew install wrk                              (macOS)", file=sys.stderr)
+        print(
+            "error: wrk (the load generator) is not installed. Install it with:\n"
+            "    apt-get update && apt-get install -y wrk      (Debian/Ubuntu)\n"
+            "    brew install wrk                              (macOS)",
+            file=sys.stderr,
+        )
         return 2
     try:
         settings = Settings.from_env()
@@ -151,11 +164,34 @@ def bench(args: argparse.Namespace, cleanup: Cleanup, cleanup_state: dict) -> in
 
     env = {**os.environ, "DATABASE_URL": dsn, "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
     service = start_server("service", [sys.executable, "app.py", "serve"], env, workdir, cleanup)
-    reference = start_server("reference", [
-        sys.executable, "-m", "uvicorn", "bench.reference_app:app", "--host", "127.0.0.1", "--port", "{port}",
-        "--workers", "1", "--no-access-log", "--log-level", "warning", "--loop", "auto", "--http", "auto",
-        "--lifespan", "on", "--no-server-header",
-    ], env, workdir, cleanup)
+    reference = start_server(
+        "reference",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.reference_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "auto",
+            "--http",
+            "auto",
+            "--lifespan",
+            "on",
+            "--no-server-header",
+        ],
+        env,
+        workdir,
+        cleanup,
+    )
     wait_ready(service)
     wait_ready(reference)
 
@@ -163,8 +199,11 @@ def bench(args: argparse.Namespace, cleanup: Cleanup, cleanup_state: dict) -> in
     print(f"service   pid {service.process.pid} on {service.url}")
     print(f"reference pid {reference.process.pid} on {reference.url}")
     print(f"{environment_line(env)}; pool {settings.pool_min}-{settings.pool_max} per app")
-    print(f"wrk -t{args.threads} -c{args.connections}, warm-up {args.warmup:g}s per app, "
-          f"{args.rounds} rounds x {args.duration:g}s per app; request ids {tag}.<run>.<thread>.<n>", flush=True)
+    print(
+        f"wrk -t{args.threads} -c{args.connections}, warm-up {args.warmup:g}s per app, "
+        f"{args.rounds} rounds x {args.duration:g}s per app; request ids {tag}.<run>.<thread>.<n>",
+        flush=True,
+    )
 
     def one(server: Server, label: str, run_id: str, duration: float) -> Run:
         run = Run(app=server.name, label=label, run_id=run_id, duration_s=duration)
@@ -173,8 +212,11 @@ def bench(args: argparse.Namespace, cleanup: Cleanup, cleanup_state: dict) -> in
         if server is service:
             waited = settle_audit(dsn, run, tag)
             note = f", audit settled in {waited:.2f}s"
-        print(f"  {label:<8} {server.name:<9} {run.rps:9.1f} req/s  p50 {run.p50_ms:6.2f} ms  "
-              f"p99 {run.p99_ms:6.2f} ms{note}", flush=True)
+        print(
+            f"  {label:<8} {server.name:<9} {run.rps:9.1f} req/s  p50 {run.p50_ms:6.2f} ms  "
+            f"p99 {run.p99_ms:6.2f} ms{note}",
+            flush=True,
+        )
         time.sleep(args.pause)
         return run
 
@@ -189,8 +231,10 @@ def bench(args: argparse.Namespace, cleanup: Cleanup, cleanup_state: dict) -> in
 
     failures = fetch_json(service.url).get("audit", {}).get("write_failures", "?")
     if hasattr(os, "getloadavg"):
-        print("load average %.2f %.2f %.2f after the runs (wrk, both apps and PostgreSQL share the machine; "
-              "anything else running skews the figures)" % os.getloadavg())
+        print(
+            "load average %.2f %.2f %.2f after the runs (wrk, both apps and PostgreSQL share the machine; "
+            "anything else running skews the figures)" % os.getloadavg()
+        )
 
     print_runs(warmups + rounds)
     print_summary(rounds)
@@ -203,12 +247,17 @@ def bench(args: argparse.Namespace, cleanup: Cleanup, cleanup_state: dict) -> in
         if status not in (0, None) and status != -signal.SIGTERM:
             print(f"warning: {server.name} exited with status {status}")
     after = sum(audit_rows(dsn, f"{tag}.{r.run_id}", r.issued_per_thread)["matched"] for r in service_runs)
-    print(f"  after the service shut down (audit writer drained): {after} rows "
-          f"({'unchanged' if after == before else f'{after - before:+d}'})")
+    print(
+        f"  after the service shut down (audit writer drained): {after} rows "
+        f"({'unchanged' if after == before else f'{after - before:+d}'})"
+    )
 
     for server in (service, reference):
-        noisy = [line for line in server.log_path.read_text(errors="replace").splitlines()
-                 if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+        noisy = [
+            line
+            for line in server.log_path.read_text(errors="replace").splitlines()
+            if " WARNING " in line or " ERROR " in line or "Traceback" in line
+        ]
         if noisy:
             print(f"  {server.name} logged {len(noisy)} warning/error line(s), e.g.: {noisy[0][:200]}")
         if args.verbose:

@@ -1,4 +1,5 @@
 """Results for bench/service.py: audit rows matched to the requests wrk sent, and the printed tables."""
+
 from __future__ import annotations
 
 import asyncio
@@ -70,6 +71,7 @@ def settle_audit(dsn: str, run: Run, tag: str, limit: float = 10.0) -> float:
 
 # ---------------------------------------------------------------- report
 
+
 def _num(value: float | None, spec: str, width: int) -> str:
     return f"{value:>{width}{spec}}" if value is not None else f"{'n/a':>{width}}"
 
@@ -85,16 +87,22 @@ def fmt_ratio(a: float | None, b: float | None, width: int = 9) -> str:
 
 def print_runs(runs: list[Run]) -> None:
     print()
-    print(f"{'run':<10} {'app':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'completed':>10} {'non-2xx':>8} {'sock err':>9} {'app CPU':>8} {'CPU us/req':>11}")
+    print(
+        f"{'run':<10} {'app':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'completed':>10} {'non-2xx':>8} {'sock err':>9} {'app CPU':>8} {'CPU us/req':>11}"
+    )
     for r in runs:
-        print(f"{r.label:<10} {r.app:<10} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f} "
-              f"{r.requests:>10} {r.errors.get('status', 0):>8} {r.socket_errors:>9} "
-              f"{_num(r.cores, '.2f', 8)} {_num(r.cpu_us_per_request, '.0f', 11)}")
+        print(
+            f"{r.label:<10} {r.app:<10} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f} "
+            f"{r.requests:>10} {r.errors.get('status', 0):>8} {r.socket_errors:>9} "
+            f"{_num(r.cores, '.2f', 8)} {_num(r.cpu_us_per_request, '.0f', 11)}"
+        )
         errs = {k: v for k, v in r.errors.items() if v and k != "status"}
         if errs:
             print(f"{'':<21} socket errors: " + ", ".join(f"{k} {v}" for k, v in errs.items()))
-    print("  completed = responses wrk received before its deadline; non-2xx and socket errors are counted apart by wrk;")
+    print(
+        "  completed = responses wrk received before its deadline; non-2xx and socket errors are counted apart by wrk;"
+    )
     print("  app CPU = cores the app's one process used during the run; CPU us/req = that CPU per completed request")
 
 
@@ -112,35 +120,52 @@ def print_summary(rounds: list[Run]) -> dict:
     print()
     print(f"median of {len(rounds) // 2} rounds   {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
     print(f"  service            {s['rps']:>9.1f} {s['p50']:>8.2f} {s['p99']:>8.2f} {_num(s['cpu'], '.0f', 11)}")
-    print(f"  reference          {ref['rps']:>9.1f} {ref['p50']:>8.2f} {ref['p99']:>8.2f} {_num(ref['cpu'], '.0f', 11)}")
-    print(f"  service/reference  {fmt_ratio(s['rps'], ref['rps'])} {fmt_ratio(s['p50'], ref['p50'], 8)} "
-          f"{fmt_ratio(s['p99'], ref['p99'], 8)} {fmt_ratio(s['cpu'], ref['cpu'], 11)}")
-    pairs = list(zip(rounds[0::2], rounds[1::2]))
+    print(
+        f"  reference          {ref['rps']:>9.1f} {ref['p50']:>8.2f} {ref['p99']:>8.2f} {_num(ref['cpu'], '.0f', 11)}"
+    )
+    print(
+        f"  service/reference  {fmt_ratio(s['rps'], ref['rps'])} {fmt_ratio(s['p50'], ref['p50'], 8)} "
+        f"{fmt_ratio(s['p99'], ref['p99'], 8)} {fmt_ratio(s['cpu'], ref['cpu'], 11)}"
+    )
+    pairs = list(zip(rounds[0::2], rounds[1::2], strict=False))
     per_round = [a.rps / b.rps for a, b in pairs if b.rps]
-    print(f"throughput ratio service/reference: {fmt_ratio(s['rps'], ref['rps'], 0)} (of the medians); "
-          f"per round {', '.join(f'{x:.3f}' for x in per_round)}, median {statistics.median(per_round):.3f}; "
-          f"target >= 0.8")
+    print(
+        f"throughput ratio service/reference: {fmt_ratio(s['rps'], ref['rps'], 0)} (of the medians); "
+        f"per round {', '.join(f'{x:.3f}' for x in per_round)}, median {statistics.median(per_round):.3f}; "
+        f"target >= 0.8"
+    )
     if ref["cpu"] and s["cpu"]:
-        print(f"  CPU-bound estimate: reference CPU per request / service CPU per request = {ref['cpu'] / s['cpu']:.3f}")
+        print(
+            f"  CPU-bound estimate: reference CPU per request / service CPU per request = {ref['cpu'] / s['cpu']:.3f}"
+        )
         short = [r for r in rounds if r.cores is not None and r.cores < 0.9]
         if short:
-            print(f"  note: in {len(short)} of {len(rounds)} runs the app used < 0.9 of a core (starved by other load on "
-                  f"the machine, or waiting on the database), so the req/s ratios are noisy; the CPU-per-request ratio "
-                  f"is steadier when both apps are CPU-bound")
+            print(
+                f"  note: in {len(short)} of {len(rounds)} runs the app used < 0.9 of a core (starved by other load on "
+                f"the machine, or waiting on the database), so the req/s ratios are noisy; the CPU-per-request ratio "
+                f"is steadier when both apps are CPU-bound"
+            )
     return medians
 
 
 def print_audit(service_runs: list[Run], service_failures) -> int:
     print()
-    print("audit rows (service; matched to requests one to one by X-Request-ID = trace_id, counted after each run drained)")
-    print(f"{'run':<10} {'sent':>8} {'wrk counted':>12} {'in flight':>10} {'rows':>8} {'status 200':>11} "
-          f"{'499':>6} {'missing':>8} {'unexpected':>11} {'commits':>8} {'rows/commit':>12}")
+    print(
+        "audit rows (service; matched to requests one to one by X-Request-ID = trace_id, "
+        "counted after each run drained)"
+    )
+    print(
+        f"{'run':<10} {'sent':>8} {'wrk counted':>12} {'in flight':>10} {'rows':>8} {'status 200':>11} "
+        f"{'499':>6} {'missing':>8} {'unexpected':>11} {'commits':>8} {'rows/commit':>12}"
+    )
     sent = matched = counted = unexpected = 0
     for r in service_runs:
         a = r.audit
-        print(f"{r.label:<10} {r.issued:>8} {r.requests:>12} {r.issued - r.requests:>10} {a['rows']:>8} {a['ok']:>11} "
-              f"{a['client_closed']:>6} {a['missing']:>8} {a['unexpected']:>11} {_num(a['commits'], 'd', 8)} "
-              f"{_num(a['rows'] / a['commits'] if a['commits'] else None, '.1f', 12)}")
+        print(
+            f"{r.label:<10} {r.issued:>8} {r.requests:>12} {r.issued - r.requests:>10} {a['rows']:>8} {a['ok']:>11} "
+            f"{a['client_closed']:>6} {a['missing']:>8} {a['unexpected']:>11} {_num(a['commits'], 'd', 8)} "
+            f"{_num(a['rows'] / a['commits'] if a['commits'] else None, '.1f', 12)}"
+        )
         sent += r.issued
         matched += a["matched"]
         counted += r.requests
@@ -148,9 +173,13 @@ def print_audit(service_runs: list[Run], service_failures) -> int:
     print(f"{'total':<10} {sent:>8} {counted:>12} {sent - counted:>10} {matched + unexpected:>8}")
     print()
     print(f"audit rows written: {matched} for {sent} requests (lost: {sent - matched})")
-    print(f"  'requests' = every request wrk sent to the service, warm-up included; wrk's own count of completed")
-    print(f"  responses is {counted}: the other {sent - counted} were in flight when wrk's clock ran out (at most one per")
-    print(f"  connection per run); the service answered them after wrk stopped reading, so they have rows too.")
-    print(f"  rows matching no sent request: {unexpected}; audit write failures reported by the service: {service_failures}")
+    print("  'requests' = every request wrk sent to the service, warm-up included; wrk's own count of completed")
+    print(
+        f"  responses is {counted}: the other {sent - counted} were in flight when wrk's clock ran out (at most one per"
+    )
+    print("  connection per run); the service answered them after wrk stopped reading, so they have rows too.")
+    print(
+        f"  rows matching no sent request: {unexpected}; "
+        f"audit write failures reported by the service: {service_failures}"
+    )
     return matched
-

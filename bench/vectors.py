@@ -23,11 +23,11 @@ What it does:
      until it is ready.
   6. Floor: GET /api/v1/usage, an authenticated request doing no work (auth, quota, audit row), so
      the search latencies can be read against what every request costs.
-     Search, one request at a time, after one unmeasured pass: top_k=10 without and with the 10 % filter, and top_k=100 with
-     the filter. Prints client-side p50/p99, recall@10 against exact search in NumPy on the same
-     float32 data, how many filtered searches came back with a full top_k, and the strategy the
-     service used. Reference, same run: the same queries through db.vector_search directly (index
-     and exact). Then a throughput run with --concurrency clients.
+     Search, one request at a time, after one unmeasured pass: top_k=10 without and with the 10 %
+     filter, and top_k=100 with the filter. Prints client-side p50/p99, recall@10 against exact
+     search in NumPy on the same float32 data, how many filtered searches came back with a full
+     top_k, and the strategy the service used. Reference, same run: the same queries through
+     db.vector_search directly (index and exact). Then a throughput run with --concurrency clients.
      Finally one more batch written after the build (it goes to the exact "tail", not into the
      HNSW graph): its ingest rate, and search latency and recall with that tail merged in.
   7. Stops everything it started (also on Ctrl-C and errors) and exits 0.
@@ -35,6 +35,7 @@ What it does:
 Figures depend on the machine (cores are shared by the bench, uvicorn and PostgreSQL): compare the
 ratios, not the absolute numbers, across machines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,9 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def cli(env: dict, *argv: str) -> str:
-    done = subprocess.run([sys.executable, "app.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "app.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     if done.returncode != 0:
         raise BenchError(f"python app.py {' '.join(argv)} failed: {done.stderr.strip()}")
     return done.stdout.strip()
@@ -123,8 +125,9 @@ async def ingest_http(http: httpx.AsyncClient, name: str, bodies: list[bytes], c
     async def worker():
         while queue:
             body = queue.pop()
-            response = await http.post(f"/api/v1/collections/{name}/vectors", content=body,
-                                       headers={"content-type": "application/json"})
+            response = await http.post(
+                f"/api/v1/collections/{name}/vectors", content=body, headers={"content-type": "application/json"}
+            )
             if response.status_code != 200:
                 raise BenchError(f"ingest failed: {response.status_code} {response.text[:300]}")
 
@@ -137,7 +140,7 @@ async def ingest_direct(conn, collection, institution_id: int, data32: np.ndarra
     """Reference: the service's SQL alone, same batches, one at a time."""
     started = time.perf_counter()
     for start in range(0, len(data32), batch):
-        rows = data32[start:start + batch]
+        rows = data32[start : start + batch]
         ids = [f"v{i}" for i in range(start, start + len(rows))]
         meta = [json.dumps({"group": i % 10, "i": i}) for i in range(start, start + len(rows))]
         await vectors.upsert(conn, collection.id, institution_id, ids, [Vector(r) for r in rows], meta)
@@ -171,12 +174,25 @@ async def run(args) -> dict:
 async def _run(args, workdir: Path, cleanup: Cleanup) -> dict:
     dsn = os.environ.get("DATABASE_URL") or start_embedded(workdir, cleanup)
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING",
-           "DB_COMMAND_TIMEOUT": "60"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "DB_COMMAND_TIMEOUT": "60",
+    }
     log = workdir / "service.log"
     with open(log, "wb") as out:
-        service = subprocess.Popen([sys.executable, "app.py", "serve"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        service = subprocess.Popen(
+            [sys.executable, "app.py", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     cleanup.push(f"service (pid {service.pid})", lambda: stop_process(service))
     base = f"http://127.0.0.1:{port}"
     wait_live(service, base, log)
@@ -186,12 +202,25 @@ async def _run(args, workdir: Path, cleanup: Cleanup) -> dict:
 
     print(f"data: {args.vectors:,} + {args.queries} queries × {args.dims} dims ({args.data})", flush=True)
     everything = make_data(args.data, args.vectors + args.queries, args.dims)
-    data, queries = everything[:args.vectors], everything[args.vectors:].astype(np.float32)
-    bodies = [json.dumps({"items": [{"id": f"v{i}", "vector": data[i].tolist(), "metadata": {"group": i % 10, "i": i}}
-                                    for i in range(s, min(s + args.batch, args.vectors))]}).encode()
-              for s in range(0, args.vectors, args.batch)]
-    figures: dict = {"vectors": args.vectors, "dims": args.dims, "data": args.data, "batch": args.batch,
-                     "body_mb_per_batch": round(len(bodies[0]) / 1e6, 2)}
+    data, queries = everything[: args.vectors], everything[args.vectors :].astype(np.float32)
+    bodies = [
+        json.dumps(
+            {
+                "items": [
+                    {"id": f"v{i}", "vector": data[i].tolist(), "metadata": {"group": i % 10, "i": i}}
+                    for i in range(s, min(s + args.batch, args.vectors))
+                ]
+            }
+        ).encode()
+        for s in range(0, args.vectors, args.batch)
+    ]
+    figures: dict = {
+        "vectors": args.vectors,
+        "dims": args.dims,
+        "data": args.data,
+        "batch": args.batch,
+        "body_mb_per_batch": round(len(bodies[0]) / 1e6, 2),
+    }
 
     conn = await asyncpg.connect(dsn)
     try:
@@ -209,7 +238,9 @@ async def _measure(args, conn, base, slug, token, data, queries, bodies, figures
     name = "bench-vectors"
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=REQUEST_TIMEOUT) as http:
-        created = await http.post("/api/v1/collections", json={"name": name, "dimensions": args.dims, "metric": "cosine"})
+        created = await http.post(
+            "/api/v1/collections", json={"name": name, "dimensions": args.dims, "metric": "cosine"}
+        )
         if created.status_code != 201:
             raise BenchError(f"could not create the collection: {created.status_code} {created.text[:300]}")
 
@@ -220,8 +251,11 @@ async def _measure(args, conn, base, slug, token, data, queries, bodies, figures
         http_s = await ingest_http(http, name, bodies)
         figures["ingest_http_vps"] = round(args.vectors / http_s)
         figures["ingest_db_only_vps"] = round(args.vectors / direct_s)
-        print(f"ingest: API {figures['ingest_http_vps']:,} vectors/s ({http_s:.1f} s), db layer alone "
-              f"{figures['ingest_db_only_vps']:,} vectors/s; ratio API/db {direct_s / http_s:.2f}", flush=True)
+        print(
+            f"ingest: API {figures['ingest_http_vps']:,} vectors/s ({http_s:.1f} s), db layer alone "
+            f"{figures['ingest_db_only_vps']:,} vectors/s; ratio API/db {direct_s / http_s:.2f}",
+            flush=True,
+        )
 
         # -- index: the first search asks for it; wait until it is ready
         started = time.perf_counter()
@@ -237,9 +271,12 @@ async def _measure(args, conn, base, slug, token, data, queries, bodies, figures
         figures["index_build_s"] = round(time.perf_counter() - started, 1)
         figures["index_ef_search"] = described["index_ef_search"]
         figures["index_calibrated_recall"] = described["index_recall_at_10"]
-        print(f"index: first search answered by {first['strategy']}; HNSW built and calibrated after "
-              f"{figures['index_build_s']} s: ef_search {described['index_ef_search']} for recall@10 "
-              f"{described['index_recall_at_10']} on its own sample; searches use {described['search']}", flush=True)
+        print(
+            f"index: first search answered by {first['strategy']}; HNSW built and calibrated after "
+            f"{figures['index_build_s']} s: ef_search {described['index_ef_search']} for recall@10 "
+            f"{described['index_recall_at_10']} on its own sample; searches use {described['search']}",
+            flush=True,
+        )
 
         # -- the floor: an authenticated request that does no work (auth, quota, audit row)
         latencies = []
@@ -248,15 +285,25 @@ async def _measure(args, conn, base, slug, token, data, queries, bodies, figures
             if (await http.get("/api/v1/usage")).status_code != 200:
                 raise BenchError("GET /api/v1/usage failed")
             latencies.append((time.perf_counter() - started) * 1000)
-        figures["floor_usage"] = {"p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2)}
-        print(f"floor: GET /api/v1/usage p50 {figures['floor_usage']['p50_ms']} ms, p99 {figures['floor_usage']['p99_ms']} ms "
-              f"(authentication, quota and audit row, no search)", flush=True)
+        figures["floor_usage"] = {
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p99_ms": round(percentile(latencies, 99), 2),
+        }
+        print(
+            f"floor: GET /api/v1/usage p50 {figures['floor_usage']['p50_ms']} ms, "
+            f"p99 {figures['floor_usage']['p99_ms']} ms "
+            f"(authentication, quota and audit row, no search)",
+            flush=True,
+        )
 
         # -- search through the API, one request at a time, after one unmeasured pass (index pages, plans)
         for query in queries:
             await search_http(http, name, query, 10, {"group": 3})
-        cases = [("top10", 10, None, None), ("top10_filter10pct", 10, {"group": 3}, group3),
-                 ("top100_filter10pct", 100, {"group": 3}, group3)]
+        cases = [
+            ("top10", 10, None, None),
+            ("top10_filter10pct", 10, {"group": 3}, group3),
+            ("top100_filter10pct", 100, {"group": 3}, group3),
+        ]
         for label, k, search_filter, subset in cases:
             latencies, server_ms, recalls, full, strategies = [], [], [], 0, {}
             for query in queries:
@@ -268,12 +315,20 @@ async def _measure(args, conn, base, slug, token, data, queries, bodies, figures
                 strategies[answer["strategy"]] = strategies.get(answer["strategy"], 0) + 1
                 truth = exact_top(unit, query, 10, subset)
                 recalls.append(len(ids_of(hits[:10]) & truth) / 10)
-            figures[label] = {"p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
-                              "server_p50_ms": round(percentile(server_ms, 50), 2), "recall_at_10": round(float(np.mean(recalls)), 4),
-                              "full_top_k": f"{full}/{len(queries)}", "strategies": strategies}
-            print(f"search {label:>19}: p50 {figures[label]['p50_ms']} ms, p99 {figures[label]['p99_ms']} ms "
-                  f"(in the database {figures[label]['server_p50_ms']} ms), recall@10 {figures[label]['recall_at_10']}, "
-                  f"full top_k {figures[label]['full_top_k']}, {strategies}", flush=True)
+            figures[label] = {
+                "p50_ms": round(percentile(latencies, 50), 2),
+                "p99_ms": round(percentile(latencies, 99), 2),
+                "server_p50_ms": round(percentile(server_ms, 50), 2),
+                "recall_at_10": round(float(np.mean(recalls)), 4),
+                "full_top_k": f"{full}/{len(queries)}",
+                "strategies": strategies,
+            }
+            print(
+                f"search {label:>19}: p50 {figures[label]['p50_ms']} ms, p99 {figures[label]['p99_ms']} ms "
+                f"(in the database {figures[label]['server_p50_ms']} ms), recall@10 {figures[label]['recall_at_10']}, "
+                f"full top_k {figures[label]['full_top_k']}, {strategies}",
+                flush=True,
+            )
 
         # -- reference: the same queries through the db layer, index and exact
         collection = await collections.get(conn, institution_id, name)
@@ -285,40 +340,65 @@ async def _measure(args, conn, base, slug, token, data, queries, bodies, figures
                 started = time.perf_counter()
                 await vector_search.search(conn, target, query, 10)
                 latencies.append((time.perf_counter() - started) * 1000)
-            figures[label] = {"p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2)}
-        print(f"reference: db layer HNSW p50 {figures['db_hnsw_top10']['p50_ms']} ms, exact p50 "
-              f"{figures['db_exact_top10']['p50_ms']} ms; API top10 / db exact p50 ratio "
-              f"{figures['top10']['p50_ms'] / figures['db_exact_top10']['p50_ms']:.2f}", flush=True)
+            figures[label] = {
+                "p50_ms": round(percentile(latencies, 50), 2),
+                "p99_ms": round(percentile(latencies, 99), 2),
+            }
+        print(
+            f"reference: db layer HNSW p50 {figures['db_hnsw_top10']['p50_ms']} ms, exact p50 "
+            f"{figures['db_exact_top10']['p50_ms']} ms; API top10 / db exact p50 ratio "
+            f"{figures['top10']['p50_ms'] / figures['db_exact_top10']['p50_ms']:.2f}",
+            flush=True,
+        )
 
         # -- throughput with concurrent clients
         work = list(range(len(queries) * 2))
+
         async def client():
             while work:
                 await search_http(http, name, queries[work.pop() % len(queries)], 10)
+
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(args.concurrency)))
         figures["throughput_qps"] = round(len(queries) * 2 / (time.perf_counter() - started), 1)
-        print(f"throughput: {figures['throughput_qps']} searches/s with {args.concurrency} concurrent clients", flush=True)
+        print(
+            f"throughput: {figures['throughput_qps']} searches/s with {args.concurrency} concurrent clients", flush=True
+        )
 
         # -- writes after the build go to the exact tail (no HNSW insertion): ingest and search with it
         extra = make_data(args.data, args.batch, args.dims, seed=1)
-        body = json.dumps({"items": [{"id": f"v{args.vectors + i}", "vector": row.tolist(), "metadata": {"group": i % 10}}
-                                     for i, row in enumerate(extra)]}).encode()
+        body = json.dumps(
+            {
+                "items": [
+                    {"id": f"v{args.vectors + i}", "vector": row.tolist(), "metadata": {"group": i % 10}}
+                    for i, row in enumerate(extra)
+                ]
+            }
+        ).encode()
         tail_s = await ingest_http(http, name, [body], concurrency=1)
         figures["ingest_after_index_vps"] = round(args.batch / tail_s)
-        both = np.vstack([unit, extra.astype(np.float32) / np.linalg.norm(extra.astype(np.float32), axis=1, keepdims=True)])
+        both = np.vstack(
+            [unit, extra.astype(np.float32) / np.linalg.norm(extra.astype(np.float32), axis=1, keepdims=True)]
+        )
         latencies, recalls, strategies = [], [], {}
         for query in queries[:100]:
             elapsed, answer = await search_http(http, name, query, 10)
             latencies.append(elapsed)
             strategies[answer["strategy"]] = strategies.get(answer["strategy"], 0) + 1
             recalls.append(len(ids_of(answer["hits"]) & exact_top(both, query, 10)) / 10)
-        figures["top10_with_tail"] = {"tail": args.batch, "p50_ms": round(percentile(latencies, 50), 2),
-                                      "p99_ms": round(percentile(latencies, 99), 2),
-                                      "recall_at_10": round(float(np.mean(recalls)), 4), "strategies": strategies}
-        print(f"after the index: {args.batch:,} more vectors at {figures['ingest_after_index_vps']:,} vectors/s (tail, "
-              f"no HNSW insertion); top10 with that tail p50 {figures['top10_with_tail']['p50_ms']} ms, "
-              f"recall@10 {figures['top10_with_tail']['recall_at_10']}, {strategies}", flush=True)
+        figures["top10_with_tail"] = {
+            "tail": args.batch,
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p99_ms": round(percentile(latencies, 99), 2),
+            "recall_at_10": round(float(np.mean(recalls)), 4),
+            "strategies": strategies,
+        }
+        print(
+            f"after the index: {args.batch:,} more vectors at {figures['ingest_after_index_vps']:,} vectors/s (tail, "
+            f"no HNSW insertion); top10 with that tail p50 {figures['top10_with_tail']['p50_ms']} ms, "
+            f"recall@10 {figures['top10_with_tail']['recall_at_10']}, {strategies}",
+            flush=True,
+        )
 
         await http.delete(f"/api/v1/collections/{name}")
     return figures

@@ -1,4 +1,5 @@
 """wrk driving for bench/service.py: the Lua script that tags every request, one timed run, its parsed figures."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.processes import BenchError, Server
-
 
 WRK_TIMEOUT = "5s"
 
@@ -63,9 +63,9 @@ end
 
 @dataclass
 class Run:
-    app: str          # "service" or "reference"
-    label: str        # "warm-up", "round 1", ...
-    run_id: str       # goes into X-Request-ID; no dots
+    app: str  # "service" or "reference"
+    label: str  # "warm-up", "round 1", ...
+    run_id: str  # goes into X-Request-ID; no dots
     requests: int = 0
     issued: int = 0
     issued_per_thread: list = field(default_factory=list)
@@ -95,7 +95,6 @@ class Run:
         return sum(self.errors.get(k, 0) for k in ("connect", "read", "write", "timeout"))
 
 
-
 def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU of one process, from /proc (None where there is no /proc)."""
     try:
@@ -107,8 +106,18 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def run_wrk(server: Server, run: Run, args, script: Path, tag: str, cleanup_state: dict) -> Run:
-    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{run.duration_s:g}s", f"--timeout={WRK_TIMEOUT}",
-            "-s", str(script), server.url, "--", f"{tag}.{run.run_id}"]
+    argv = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{run.duration_s:g}s",
+        f"--timeout={WRK_TIMEOUT}",
+        "-s",
+        str(script),
+        server.url,
+        "--",
+        f"{tag}.{run.run_id}",
+    ]
     cpu_before = process_cpu_seconds(server.process.pid)
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     cleanup_state["wrk"] = process
@@ -125,7 +134,7 @@ def run_wrk(server: Server, run: Run, args, script: Path, tag: str, cleanup_stat
     text = output.decode(errors="replace")
     if args.verbose:
         print("\n".join("      | " + line for line in text.splitlines()))
-    summary = next((line[len("BENCH "):] for line in text.splitlines() if line.startswith("BENCH ")), None)
+    summary = next((line[len("BENCH ") :] for line in text.splitlines() if line.startswith("BENCH ")), None)
     if process.returncode != 0 or summary is None:
         raise BenchError(f"wrk failed (status {process.returncode}) against {server.name}:\n{text}")
     data = json.loads(summary)

@@ -1,4 +1,5 @@
 """Admin commands (institutions, tokens, retention), run from `python app.py`, never over HTTP."""
+
 from __future__ import annotations
 
 import re
@@ -39,16 +40,20 @@ async def institution_add(conn, slug: str, name: str, tier: str, hourly_limit: i
         row = await institutions.add_institution(conn, slug, name.strip(), tier, hourly_limit)
     except asyncpg.UniqueViolationError:
         raise AdminError(f"institution {slug!r} already exists") from None
-    print(f"added institution {row['slug']} ({row['display_name']}, tier {row['tier']}, "
-          f"{row['hourly_limit']} requests/hour)")
+    print(
+        f"added institution {row['slug']} ({row['display_name']}, tier {row['tier']}, "
+        f"{row['hourly_limit']} requests/hour)"
+    )
 
 
 async def institution_list(conn) -> None:
     rows = await institutions.list_institutions(conn)
     print(f"{'SLUG':<24} {'TIER':<11} {'LIMIT/H':>8} {'TOKENS':>6}  {'CREATED':<20} {'DISABLED':<20} NAME")
     for r in rows:
-        print(f"{r['slug']:<24} {r['tier']:<11} {r['hourly_limit']:>8} {r['live_tokens']:>6}  "
-              f"{_when(r['created_at']):<20} {_when(r['disabled_at']):<20} {r['display_name']}")
+        print(
+            f"{r['slug']:<24} {r['tier']:<11} {r['hourly_limit']:>8} {r['live_tokens']:>6}  "
+            f"{_when(r['created_at']):<20} {_when(r['disabled_at']):<20} {r['display_name']}"
+        )
 
 
 async def institution_disable(conn, slug: str) -> None:
@@ -75,21 +80,28 @@ async def token_list(conn, slug: str) -> None:
     rows = await institutions.list_tokens(conn, institution["id"])
     print(f"{'PREFIX':<16} {'CREATED':<20} {'LAST USED':<20} {'REVOKED':<20} LABEL")
     for r in rows:
-        print(f"{r['prefix']:<16} {_when(r['created_at']):<20} {_when(r['last_used_at']):<20} "
-              f"{_when(r['revoked_at']):<20} {r['label']}")
+        print(
+            f"{r['prefix']:<16} {_when(r['created_at']):<20} {_when(r['last_used_at']):<20} "
+            f"{_when(r['revoked_at']):<20} {r['label']}"
+        )
 
 
 async def token_revoke(conn, prefix: str, settings: Settings) -> None:
     row = await institutions.revoke_token(conn, prefix)
     if row is None:
         raise AdminError(f"no token with prefix {prefix!r} (see: python app.py token list SLUG)")
-    print(f"revoked token {prefix} at {_when(row['revoked_at'])}; every instance refuses it within "
-          f"{settings.token_cache_seconds:g}s", file=sys.stderr)
+    print(
+        f"revoked token {prefix} at {_when(row['revoked_at'])}; every instance refuses it within "
+        f"{settings.token_cache_seconds:g}s",
+        file=sys.stderr,
+    )
 
 
 async def purge(conn, settings: Settings, audit_days: int | None, window_days: int | None) -> None:
-    plan = (("audit_logs", audit_days or settings.audit_retention_days),
-            ("rate_limit_windows", window_days or settings.rate_window_retention_days))
+    plan = (
+        ("audit_logs", audit_days or settings.audit_retention_days),
+        ("rate_limit_windows", window_days or settings.rate_window_retention_days),
+    )
     for table, days in plan:
         total = 0
         while True:

@@ -1,4 +1,5 @@
 """The command line behind `python app.py`: serve, migrate, and the admin commands."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,12 +9,12 @@ import gc
 import logging
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from cli import admin
+from cli.startup import StartupError, describe, prepare, resolve_database, wait_for_database
 from core import logs
 from core.config import ConfigError, Settings
-from cli.startup import StartupError, describe, prepare, resolve_database, wait_for_database
 from db import migrations
 
 log = logging.getLogger("don")

@@ -1,4 +1,5 @@
 """Start-up checks: find the database, wait for it (bounded), require pgvector and a current schema."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,16 +45,28 @@ async def wait_for_database(dsn: str, settings: Settings) -> None:
     delay = 0.25
     while True:
         try:
-            conn = await asyncpg.connect(dsn, timeout=min(settings.connect_timeout, max(0.1, deadline - time.monotonic())))
+            conn = await asyncpg.connect(
+                dsn, timeout=min(settings.connect_timeout, max(0.1, deadline - time.monotonic()))
+            )
             break
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidCatalogNameError,
-                                asyncpg.InvalidAuthorizationSpecificationError)):
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if isinstance(
+                exc,
+                (
+                    asyncpg.InvalidPasswordError,
+                    asyncpg.InvalidCatalogNameError,
+                    asyncpg.InvalidAuthorizationSpecificationError,
+                ),
+            ):
                 raise StartupError(f"database {describe(dsn)} refused the connection: {exc}") from None
             if time.monotonic() + delay >= deadline:
-                raise StartupError(f"database {describe(dsn)} unreachable after {settings.startup_timeout:g}s: "
-                                   f"{type(exc).__name__}: {exc}") from None
-            log.warning("database %s not reachable yet (%s); retrying in %.2fs", describe(dsn), type(exc).__name__, delay)
+                raise StartupError(
+                    f"database {describe(dsn)} unreachable after {settings.startup_timeout:g}s: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
+            log.warning(
+                "database %s not reachable yet (%s); retrying in %.2fs", describe(dsn), type(exc).__name__, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
@@ -61,7 +74,9 @@ async def wait_for_database(dsn: str, settings: Settings) -> None:
     finally:
         await conn.close()
     if row is None:
-        raise StartupError(f"pgvector is not available on database server {describe(dsn)}: install the 'vector' extension")
+        raise StartupError(
+            f"pgvector is not available on database server {describe(dsn)}: install the 'vector' extension"
+        )
 
 
 async def pending_migrations(dsn: str) -> list[str]:
@@ -85,5 +100,7 @@ async def prepare(settings: Settings) -> str:
             log.info("applied %d migration(s) to the embedded database", len(applied))
     missing = await pending_migrations(dsn)
     if missing:
-        raise StartupError(f"{len(missing)} migration(s) not applied ({', '.join(missing)}): run `python app.py migrate`")
+        raise StartupError(
+            f"{len(missing)} migration(s) not applied ({', '.join(missing)}): run `python app.py migrate`"
+        )
     return dsn

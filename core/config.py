@@ -1,4 +1,5 @@
 """Settings read once from the environment at start-up, typed, and passed down explicitly."""
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ class Settings:
     rate_window_retention_days: int = 2
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         values = {}
         for spec in ENV:
@@ -55,8 +56,12 @@ class Settings:
 
     def pool_options(self) -> dict:
         """The keyword arguments of db.pool.create_pool."""
-        return {"min_size": self.pool_min, "max_size": self.pool_max, "command_timeout": self.command_timeout,
-                "connect_timeout": self.connect_timeout}
+        return {
+            "min_size": self.pool_min,
+            "max_size": self.pool_max,
+            "command_timeout": self.command_timeout,
+            "connect_timeout": self.connect_timeout,
+        }
 
     @property
     def embedded(self) -> bool:
@@ -126,24 +131,63 @@ def _safe(name: str, raw: str) -> str:
 
 
 ENV: tuple[EnvVar, ...] = (
-    EnvVar("DATABASE_URL", "database_url", "url", "PostgreSQL URL (postgres:// or postgresql://); unset = embedded PostgreSQL under DATA_DIR"),
+    EnvVar(
+        "DATABASE_URL",
+        "database_url",
+        "url",
+        "PostgreSQL URL (postgres:// or postgresql://); unset = embedded PostgreSQL under DATA_DIR",
+    ),
     EnvVar("HOST", "host", "str", "Address to listen on (default 0.0.0.0)"),
     EnvVar("PORT", "port", "port", "Port to listen on (default 8080)"),
     EnvVar("DATA_DIR", "data_dir", "path", "Where the embedded PostgreSQL keeps its data (default ./.data)"),
     EnvVar("DB_POOL_MIN", "pool_min", "int", "Connections the pool keeps open (default 2)"),
     EnvVar("DB_POOL_MAX", "pool_max", "int", "Most connections the pool opens, per process (default 10)"),
-    EnvVar("DB_ACQUIRE_TIMEOUT", "acquire_timeout", "seconds", "Longest wait for a pooled connection before 503 (default 2)"),
-    EnvVar("DB_COMMAND_TIMEOUT", "command_timeout", "seconds", "Longest a single statement may run before 503 (default 10)"),
+    EnvVar(
+        "DB_ACQUIRE_TIMEOUT",
+        "acquire_timeout",
+        "seconds",
+        "Longest wait for a pooled connection before 503 (default 2)",
+    ),
+    EnvVar(
+        "DB_COMMAND_TIMEOUT", "command_timeout", "seconds", "Longest a single statement may run before 503 (default 10)"
+    ),
     EnvVar("DB_CONNECT_TIMEOUT", "connect_timeout", "seconds", "Longest a new connection may take to open (default 5)"),
-    EnvVar("DB_STARTUP_TIMEOUT", "startup_timeout", "seconds", "How long start-up retries an unreachable database, with back-off (default 20)"),
+    EnvVar(
+        "DB_STARTUP_TIMEOUT",
+        "startup_timeout",
+        "seconds",
+        "How long start-up retries an unreachable database, with back-off (default 20)",
+    ),
     EnvVar("HEALTH_TIMEOUT", "health_timeout", "seconds", "Bound on the health check's database probe (default 1)"),
-    EnvVar("MAX_BODY_BYTES", "max_body_bytes", "int", "Largest request body accepted; larger gets 413 (default 67108864)"),
+    EnvVar(
+        "MAX_BODY_BYTES", "max_body_bytes", "int", "Largest request body accepted; larger gets 413 (default 67108864)"
+    ),
     EnvVar("LOG_LEVEL", "log_level", "level", "DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)"),
-    EnvVar("FORWARDED_ALLOW_IPS", "forwarded_allow_ips", "str", "Proxies whose X-Forwarded-For is trusted for the client IP (default 127.0.0.1; '*' on Render)"),
+    EnvVar(
+        "FORWARDED_ALLOW_IPS",
+        "forwarded_allow_ips",
+        "str",
+        "Proxies whose X-Forwarded-For is trusted for the client IP (default 127.0.0.1; '*' on Render)",
+    ),
     EnvVar("AUDIT_BATCH_MAX", "audit_batch_max", "int", "Most audit rows written in one round trip (default 500)"),
-    EnvVar("TOKEN_CACHE_SECONDS", "token_cache_seconds", "seconds", "How long a token lookup is cached; bounds how late a revocation takes effect (default 5)"),
-    EnvVar("AUDIT_RETENTION_DAYS", "audit_retention_days", "int", "Audit rows older than this are purged by `python app.py purge` (default 90)"),
-    EnvVar("RATE_WINDOW_RETENTION_DAYS", "rate_window_retention_days", "int", "Rate-limit windows older than this are purged (default 2)"),
+    EnvVar(
+        "TOKEN_CACHE_SECONDS",
+        "token_cache_seconds",
+        "seconds",
+        "How long a token lookup is cached; bounds how late a revocation takes effect (default 5)",
+    ),
+    EnvVar(
+        "AUDIT_RETENTION_DAYS",
+        "audit_retention_days",
+        "int",
+        "Audit rows older than this are purged by `python app.py purge` (default 90)",
+    ),
+    EnvVar(
+        "RATE_WINDOW_RETENTION_DAYS",
+        "rate_window_retention_days",
+        "int",
+        "Rate-limit windows older than this are purged (default 2)",
+    ),
 )
 
 assert {spec.field for spec in ENV} == {f.name for f in fields(Settings)}, "every setting needs an environment variable"

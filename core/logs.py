@@ -1,4 +1,5 @@
 """Logging set-up: one line per record, each carrying the trace id of the request it belongs to."""
+
 from __future__ import annotations
 
 import contextvars

@@ -3,6 +3,7 @@
 The typed prefix lets secret scanners recognise a leaked token; the checksum (CRC-32 of the
 body, base32) rejects a mistyped token before any database lookup. Only SHA-256 is stored.
 """
+
 from __future__ import annotations
 
 import base64

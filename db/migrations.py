@@ -1,4 +1,5 @@
 """Applies and rolls back the yoyo SQL migrations in migrations/, always under yoyo's lock."""
+
 from __future__ import annotations
 
 import logging

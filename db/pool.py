@@ -1,11 +1,12 @@
 """The one asyncpg pool per process: codecs in its per-connection init, bounded acquire and statements."""
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 from pgvector.asyncpg import register_vector
@@ -18,9 +19,15 @@ class DatabaseUnavailable(RuntimeError):
 
 
 # What "the database cannot serve us right now" looks like from asyncpg: answered as 503.
-UNAVAILABLE_ERRORS = (DatabaseUnavailable, OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
-                      asyncpg.exceptions.OperatorInterventionError, asyncpg.TooManyConnectionsError,
-                      asyncpg.InterfaceError)
+UNAVAILABLE_ERRORS = (
+    DatabaseUnavailable,
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
 
 
 def why_unavailable(exc: BaseException) -> str:
@@ -52,8 +59,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
-async def create_pool(dsn: str, *, min_size: int, max_size: int, command_timeout: float,
-                      connect_timeout: float) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int, max_size: int, command_timeout: float, connect_timeout: float
+) -> asyncpg.Pool:
     """Open the pool; raises if the database cannot be reached or pgvector is missing."""
     return await asyncpg.create_pool(
         dsn,
@@ -71,10 +79,9 @@ async def lend(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Conn
     """Borrow a connection for one request; a saturated or unreachable database raises DatabaseUnavailable."""
     try:
         conn = await pool.acquire(timeout=timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise DatabaseUnavailable("no database connection became free in time") from None
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-            asyncpg.InterfaceError) as exc:
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"database unreachable: {why_unavailable(exc)}") from None
     try:
         yield conn
@@ -86,7 +93,7 @@ async def close(pool: asyncpg.Pool, timeout: float = 10.0) -> None:
     """Close the pool, bounded: a wedged connection is terminated rather than waited on forever."""
     try:
         await asyncio.wait_for(pool.close(), timeout)
-    except (asyncio.TimeoutError, OSError, asyncpg.PostgresError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         log.warning("pool did not close cleanly within %ss (%s); terminating it", timeout, type(exc).__name__)
         pool.terminate()
 

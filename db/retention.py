@@ -1,4 +1,5 @@
 """Retention: purge old audit rows and rate-limit windows in bounded batches."""
+
 from __future__ import annotations
 
 import asyncpg

@@ -10,6 +10,7 @@ Each file starts with a header:
 value -> fetchval. Calling the wrong one raises WrongCall, so a command is never fetched and a
 query is never executed blind (seed failure 4).
 """
+
 from __future__ import annotations
 
 import re
@@ -90,7 +91,9 @@ def statement(name: str) -> Statement:
 
 def _check(stmt: Statement, call: str) -> None:
     if KINDS[stmt.returns] != call:
-        raise WrongCall(f"sql/{stmt.name}.sql returns {stmt.returns}: run it with {KINDS[stmt.returns]}(), not {call}()")
+        raise WrongCall(
+            f"sql/{stmt.name}.sql returns {stmt.returns}: run it with {KINDS[stmt.returns]}(), not {call}()"
+        )
 
 
 def check_rows(stmt: Statement) -> None:

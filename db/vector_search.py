@@ -13,6 +13,7 @@ many dimensions is hard). After each build, `calibrate` measures recall@10 on a 
 collection's own vectors and picks the smallest ef_search that reaches RECALL_TARGET; if none
 does, the collection is searched exactly (correct, slower) until its next build.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,9 +48,16 @@ def effective_ef_search(top_k: int, ef_search: int | None, calibrated: int | Non
     return min(1000, max(top_k, ef_search or calibrated or EF_LADDER[0]))
 
 
-async def search(conn: asyncpg.Connection, collection: Collection, query: np.ndarray, top_k: int, *,
-                 metadata_filter: dict | None = None, max_distance: float | None = None,
-                 ef_search: int | None = None) -> SearchResult:
+async def search(
+    conn: asyncpg.Connection,
+    collection: Collection,
+    query: np.ndarray,
+    top_k: int,
+    *,
+    metadata_filter: dict | None = None,
+    max_distance: float | None = None,
+    ef_search: int | None = None,
+) -> SearchResult:
     """Nearest first (ties by id). Per-query settings are transaction-local: they cannot leak to the
     connection's next user."""
     if hnsw.uses_index(collection):
@@ -71,8 +79,9 @@ async def _hnsw(conn, collection, query, top_k, metadata_filter, max_distance, e
 
 
 async def _exact(conn, collection, query, top_k, metadata_filter, max_distance) -> list[asyncpg.Record]:
-    return await sql.fetch(conn, SEARCH_EXACT[collection.metric], collection.id, query, metadata_filter, top_k,
-                           max_distance)
+    return await sql.fetch(
+        conn, SEARCH_EXACT[collection.metric], collection.id, query, metadata_filter, top_k, max_distance
+    )
 
 
 def _hits(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
@@ -101,7 +110,7 @@ async def calibrate(conn: asyncpg.Connection, collection: Collection, seq: int) 
     recall_by_ef: dict[int, float] = {}
     for ef in EF_LADDER:
         found = 0
-        for (query_id, vector), truth in zip(queries, truths):
+        for (query_id, vector), truth in zip(queries, truths, strict=True):
             async with conn.transaction(readonly=True):
                 rows = await _hnsw(conn, indexed, vector, k + 1, None, None, ef)
             answer = {row["id"] for row in rows if row["id"] != query_id}

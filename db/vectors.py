@@ -1,8 +1,9 @@
 """Vectors of a collection: the bulk upsert (one statement per request), fetch one, delete one."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import asyncpg
 from pgvector import Vector
@@ -21,8 +22,13 @@ class Upserted:
     vector_count: int  # the collection's size afterwards
 
 
-async def upsert_locked(conn: asyncpg.Connection, collection_id: int, ids: Sequence[str],
-                        vectors: Sequence[Vector], metadata_json: Sequence[str]) -> Upserted:
+async def upsert_locked(
+    conn: asyncpg.Connection,
+    collection_id: int,
+    ids: Sequence[str],
+    vectors: Sequence[Vector],
+    metadata_json: Sequence[str],
+) -> Upserted:
     """Inside a transaction that holds the collection's lock: upsert the parallel lists in one statement.
 
     Metadata goes as JSON text and is cast to jsonb in SQL (the pool's jsonb codec is text-only,
@@ -31,8 +37,14 @@ async def upsert_locked(conn: asyncpg.Connection, collection_id: int, ids: Seque
     return Upserted(written=row["written"], inserted=row["inserted"], vector_count=row["vector_count"])
 
 
-async def upsert(conn: asyncpg.Connection, collection_id: int, institution_id: int, ids: Sequence[str],
-                 vectors: Sequence[Vector], metadata_json: Sequence[str]) -> Upserted | None:
+async def upsert(
+    conn: asyncpg.Connection,
+    collection_id: int,
+    institution_id: int,
+    ids: Sequence[str],
+    vectors: Sequence[Vector],
+    metadata_json: Sequence[str],
+) -> Upserted | None:
     """All or nothing in one transaction; None if the collection no longer exists (nothing written)."""
     async with conn.transaction():
         if not await collections.lock(conn, collection_id, institution_id):

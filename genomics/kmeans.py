@@ -1,4 +1,5 @@
 """Seeded, deterministic k-means (k-means++ initialisation, at most 100 Lloyd steps); pure NumPy."""
+
 from __future__ import annotations
 
 import math
@@ -48,10 +49,13 @@ def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     for j in range(1, k):
         total = closest.sum()
         # Sample ∝ squared distance; searchsorted avoids rng.choice's strict sum-to-one check.
-        pick = int(np.searchsorted(np.cumsum(closest), rng.random() * total, side="right")) if total > 0 \
+        pick = (
+            int(np.searchsorted(np.cumsum(closest), rng.random() * total, side="right"))
+            if total > 0
             else int(rng.integers(x.shape[0]))
+        )
         centroids[j] = x[min(pick, x.shape[0] - 1)]
-        closest = np.minimum(closest, _sq_distances(x, centroids[j:j + 1])[:, 0])
+        closest = np.minimum(closest, _sq_distances(x, centroids[j : j + 1])[:, 0])
     return centroids
 
 

@@ -3,6 +3,7 @@
 No HTTP here: inputs arrive validated, and what the maths itself cannot use raises MatrixError or
 MarkerError, which each endpoint maps to its own field.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ class Compression:
         }
 
 
-def compress(matrix: np.ndarray, target_dimensions: int, params: CompressionParams | None = None,
-             seed: int = 0) -> Compression:
+def compress(
+    matrix: np.ndarray, target_dimensions: int, params: CompressionParams | None = None, seed: int = 0
+) -> Compression:
     """log1p, centre genes, exact SVD, keep k components. Deterministic; the seed is only recorded
     here (it matters for clustering), since no randomized solver is used."""
     params = params or CompressionParams()
@@ -118,11 +120,20 @@ def compress(matrix: np.ndarray, target_dimensions: int, params: CompressionPara
         raise MatrixError("these values cannot be compressed to finite statistics")
     kept = ratios[:k]
     return Compression(
-        vectors=_frozen(vectors), components=_frozen(components), gene_means=_frozen(means),
-        singular_values=_frozen(s[:k].copy()), explained_variance_ratio=kept.tolist(),
-        explained_variance_total=float(min(1.0, kept.sum())), original_dimensions=n_genes,
-        achieved_dimensions=k, requested_dimensions=target, available_rank=rank,
-        rank_cap_reason=reason, params=params, seed=seed)
+        vectors=_frozen(vectors),
+        components=_frozen(components),
+        gene_means=_frozen(means),
+        singular_values=_frozen(s[:k].copy()),
+        explained_variance_ratio=kept.tolist(),
+        explained_variance_total=float(min(1.0, kept.sum())),
+        original_dimensions=n_genes,
+        achieved_dimensions=k,
+        requested_dimensions=target,
+        available_rank=rank,
+        rank_cap_reason=reason,
+        params=params,
+        seed=seed,
+    )
 
 
 def _centre(log: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,12 +158,17 @@ class Basis:
 
     def to_json(self) -> dict[str, Any]:
         """Plain lists of Python floats (repr round-trips exactly), for a jsonb column."""
-        return {"version": BASIS_VERSION, "dimensions": self.dimensions, "gene_names": list(self.gene_names),
-                "gene_means": self.gene_means.tolist(), "gene_high": self.gene_high.tolist(),
-                "components": self.components.tolist()}
+        return {
+            "version": BASIS_VERSION,
+            "dimensions": self.dimensions,
+            "gene_names": list(self.gene_names),
+            "gene_means": self.gene_means.tolist(),
+            "gene_high": self.gene_high.tolist(),
+            "components": self.components.tolist(),
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Basis":
+    def from_json(cls, data: dict[str, Any]) -> Basis:
         """Rebuild from `to_json()` output; ValueError if the stored shape is inconsistent (server-side data)."""
         if data.get("version") != BASIS_VERSION:
             raise ValueError(f"unsupported basis version {data.get('version')!r}")
@@ -174,8 +190,13 @@ def basis_from(compression: Compression, gene_names: list[str], log_matrix: np.n
     # query *away* from the cells expressing it; use the gene's maximum for those instead.
     low = high <= compression.gene_means
     high[low] = log_matrix.max(axis=0)[low]
-    return Basis(tuple(gene_names), compression.gene_means, compression.components, _frozen(high),
-                 compression.achieved_dimensions)
+    return Basis(
+        tuple(gene_names),
+        compression.gene_means,
+        compression.components,
+        _frozen(high),
+        compression.achieved_dimensions,
+    )
 
 
 def encode_markers(basis: Basis, marker_genes: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -191,7 +212,8 @@ def encode_markers(basis: Basis, marker_genes: list[str]) -> tuple[np.ndarray, l
     vector = basis.components[:, known] @ delta
     # Rows of components are orthonormal, so |vector| ≤ |delta|; a tiny ratio means no usable direction.
     if not delta.any() or np.linalg.norm(vector) <= 1e-9 * np.linalg.norm(delta):
-        raise MarkerError("these marker genes do not vary in the project's data "
-                                          "(or only outside its kept components), so they give no direction")
+        raise MarkerError(
+            "these marker genes do not vary in the project's data "
+            "(or only outside its kept components), so they give no direction"
+        )
     return vector, unknown
-

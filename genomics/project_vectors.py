@@ -4,6 +4,7 @@ Cell mode: one vector per cell (its compressed expression), keyed by barcode, ca
 metadata. Cluster mode: k-means on those vectors (seeded, deterministic); one centroid per
 non-empty cluster, keyed cluster-<n>, carrying its size and majority cell type.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -12,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from genomics.kmeans import cluster, default_cluster_count
 from core.vector_bounds import comparable_rows
+from genomics.kmeans import cluster, default_cluster_count
 from genomics.pca import Compression
 
 TOP_CELL_TYPES = 20  # cell-type counts kept per cluster
@@ -32,8 +33,9 @@ def cell_vectors(compression: Compression, cells: list[dict[str, Any]]) -> Proje
     return _without_zero_rows([c["barcode"] for c in cells], compression.vectors, cells, None)
 
 
-def cluster_vectors(compression: Compression, cells: list[dict[str, Any]], n_clusters: int | None,
-                    seed: int) -> ProjectVectors:
+def cluster_vectors(
+    compression: Compression, cells: list[dict[str, Any]], n_clusters: int | None, seed: int
+) -> ProjectVectors:
     k = n_clusters or default_cluster_count(len(cells))
     labels, centroids = cluster(compression.vectors, k, seed)
     ids, rows, metadata = [], [], []
@@ -45,24 +47,28 @@ def cluster_vectors(compression: Compression, cells: list[dict[str, Any]], n_clu
         majority = types.most_common(1)[0] if types else None
         ids.append(f"cluster-{j}")
         rows.append(centroids[j])
-        metadata.append({
-            "cluster": j,
-            "size": int(members.size),
-            "cell_type": majority[0] if majority else None,
-            "cell_type_fraction": round(majority[1] / members.size, 6) if majority else None,
-            "cell_type_counts": dict(types.most_common(TOP_CELL_TYPES)),
-            "barcodes_sample": [cells[i]["barcode"] for i in members[:10]],
-        })
+        metadata.append(
+            {
+                "cluster": j,
+                "size": int(members.size),
+                "cell_type": majority[0] if majority else None,
+                "cell_type_fraction": round(majority[1] / members.size, 6) if majority else None,
+                "cell_type_counts": dict(types.most_common(TOP_CELL_TYPES)),
+                "barcodes_sample": [cells[i]["barcode"] for i in members[:10]],
+            }
+        )
     return _without_zero_rows(ids, np.asarray(rows), metadata, len(ids))
 
 
-def _without_zero_rows(ids: list[str], rows: np.ndarray, metadata: list[dict[str, Any]],
-                       clusters: int | None) -> ProjectVectors:
+def _without_zero_rows(
+    ids: list[str], rows: np.ndarray, metadata: list[dict[str, Any]], clusters: int | None
+) -> ProjectVectors:
     vectors = np.asarray(rows, dtype=np.float32)
     # A zero vector, or one too close to zero for pgvector's float32 cosine (core/vector_bounds.py), has no direction.
     keep = comparable_rows(vectors, "cosine")
     if keep.all():
         return ProjectVectors(ids, vectors, metadata, 0, clusters)
     kept = np.flatnonzero(keep)
-    return ProjectVectors([ids[i] for i in kept], vectors[kept], [metadata[i] for i in kept],
-                          int((~keep).sum()), clusters)
+    return ProjectVectors(
+        [ids[i] for i in kept], vectors[kept], [metadata[i] for i in kept], int((~keep).sum()), clusters
+    )

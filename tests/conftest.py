@@ -1,4 +1,5 @@
 """Session fixtures: one real PostgreSQL (DATABASE_URL, or an embedded one), a migrated database, the app."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,14 @@ def database_url(server_url):
 
 @pytest.fixture(scope="session")
 def settings(database_url, tmp_path_factory):
-    return Settings(database_url=database_url, pool_min=1, pool_max=8, acquire_timeout=2.0,
-                    command_timeout=5.0, data_dir=tmp_path_factory.mktemp("data"))
+    return Settings(
+        database_url=database_url,
+        pool_min=1,
+        pool_max=8,
+        acquire_timeout=2.0,
+        command_timeout=5.0,
+        data_dir=tmp_path_factory.mktemp("data"),
+    )
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -93,10 +100,18 @@ async def make_institution(pool: asyncpg.Pool, hourly_limit: int = 100_000, tier
     slug = f"inst-{uuid.uuid4().hex[:12]}"
     institution_id = await pool.fetchval(
         "INSERT INTO institutions (slug, display_name, tier, hourly_limit) VALUES ($1, $2, $3, $4) RETURNING id",
-        slug, f"Test {slug}", tier, hourly_limit)
+        slug,
+        f"Test {slug}",
+        tier,
+        hourly_limit,
+    )
     issued = tokens.issue()
-    await pool.execute("INSERT INTO api_tokens (institution_id, label, prefix, token_sha256) VALUES ($1, 'test', $2, $3)",
-                       institution_id, issued.public_prefix, issued.sha256)
+    await pool.execute(
+        "INSERT INTO api_tokens (institution_id, label, prefix, token_sha256) VALUES ($1, 'test', $2, $3)",
+        institution_id,
+        issued.public_prefix,
+        issued.sha256,
+    )
     return TestInstitution(institution_id, slug, issued.plaintext, hourly_limit)
 
 

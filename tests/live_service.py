@@ -1,5 +1,6 @@
 """The real service as a process (`python app.py serve` on 127.0.0.1, a free port), for tests that
 need uvicorn's own layer or a real socket; always stopped afterwards."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,9 +11,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE = "/api/v1/health/live"
@@ -48,8 +49,9 @@ def serving(database_url: str, **env: str) -> Iterator[Service]:
     with tempfile.TemporaryDirectory(prefix="don-serve-") as tmp:
         log_path = Path(tmp) / "stderr.log"
         with open(log_path, "wb") as log:
-            process = subprocess.Popen([sys.executable, "app.py", "serve"], cwd=ROOT, env=environment,
-                                       stdout=subprocess.DEVNULL, stderr=log)
+            process = subprocess.Popen(
+                [sys.executable, "app.py", "serve"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=log
+            )
         service = Service(process, port, log_path)
         try:
             deadline = time.monotonic() + START_TIMEOUT

@@ -1,4 +1,5 @@
 """Test helpers for real PostgreSQL servers: scratch databases and scratch (stoppable) servers."""
+
 from __future__ import annotations
 
 import tempfile

@@ -1,8 +1,9 @@
 """The admin command line, run as a user would, against a real database; and the retention purge."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,8 +20,18 @@ def cli(database_url: str, *args: str):
 
 def test_institution_and_token_lifecycle(database_url, client):
     slug = f"cli-{uuid.uuid4().hex[:8]}"
-    added = cli(database_url, "institution", "add", slug, "--name", "CLI University", "--tier", "nonprofit",
-                "--hourly-limit", "250")
+    added = cli(
+        database_url,
+        "institution",
+        "add",
+        slug,
+        "--name",
+        "CLI University",
+        "--tier",
+        "nonprofit",
+        "--hourly-limit",
+        "250",
+    )
     assert added.returncode == 0, added.stderr
     listed = cli(database_url, "institution", "list")
     assert slug in listed.stdout and "250" in listed.stdout and "nonprofit" in listed.stdout
@@ -39,16 +50,19 @@ def test_institution_and_token_lifecycle(database_url, client):
     assert disabled.returncode == 0
 
 
-@pytest.mark.parametrize("args, words", [
-    (("institution", "add", "dup-{slug}", "--name", "Again"), "already exists"),
-    (("institution", "add", "Bad Slug", "--name", "x"), "slug"),
-    (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "0"), "positive"),
-    (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "-3"), "positive"),
-    (("institution", "disable", "nobody-{slug}"), "no institution"),
-    (("token", "issue", "nobody-{slug}"), "no institution"),
-    (("token", "list", "nobody-{slug}"), "no institution"),
-    (("token", "revoke", "donr_nothing"), "no token"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("institution", "add", "dup-{slug}", "--name", "Again"), "already exists"),
+        (("institution", "add", "Bad Slug", "--name", "x"), "slug"),
+        (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "0"), "positive"),
+        (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "-3"), "positive"),
+        (("institution", "disable", "nobody-{slug}"), "no institution"),
+        (("token", "issue", "nobody-{slug}"), "no institution"),
+        (("token", "list", "nobody-{slug}"), "no institution"),
+        (("token", "revoke", "donr_nothing"), "no token"),
+    ],
+)
 def test_bad_arguments_exit_non_zero_with_one_line(database_url, args, words):
     slug = uuid.uuid4().hex[:8]
     assert cli(database_url, "institution", "add", f"dup-{slug}", "--name", "First").returncode == 0
@@ -61,20 +75,36 @@ def test_bad_arguments_exit_non_zero_with_one_line(database_url, args, words):
 
 async def test_purge_removes_only_expired_rows_in_batches(pool, institution, monkeypatch):
     tag = uuid.uuid4().hex
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ages = {"old-1": 120, "old-2": 91, "new-1": 89, "new-2": 0}
-    rows = [AuditRow(occurred_at=now - timedelta(days=days), institution="purge-test", action="GET /x",
-                     trace_id=f"{tag}-{name}", resource_type="http_request", resource_id="/x", ip_address=None,
-                     user_agent=None, metadata={}) for name, days in ages.items()]
+    rows = [
+        AuditRow(
+            occurred_at=now - timedelta(days=days),
+            institution="purge-test",
+            action="GET /x",
+            trace_id=f"{tag}-{name}",
+            resource_type="http_request",
+            resource_id="/x",
+            ip_address=None,
+            user_agent=None,
+            metadata={},
+        )
+        for name, days in ages.items()
+    ]
     async with pool.acquire() as conn:
         await insert_rows(conn, rows)
-        await conn.execute("INSERT INTO rate_limit_windows (institution_id, window_start, hits) VALUES "
-                           "($1, date_trunc('hour', now()) - interval '3 days', 5), "
-                           "($1, date_trunc('hour', now()) - interval '1 day', 5)", institution.id)
+        await conn.execute(
+            "INSERT INTO rate_limit_windows (institution_id, window_start, hits) VALUES "
+            "($1, date_trunc('hour', now()) - interval '3 days', 5), "
+            "($1, date_trunc('hour', now()) - interval '1 day', 5)",
+            institution.id,
+        )
         monkeypatch.setattr(admin, "PURGE_BATCH", 1)  # force several batches
         await admin.purge(conn, Settings(), audit_days=None, window_days=None)
-    left = {r["trace_id"].removeprefix(f"{tag}-") for r in await pool.fetch(
-        "SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '%'", tag)}
+    left = {
+        r["trace_id"].removeprefix(f"{tag}-")
+        for r in await pool.fetch("SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '%'", tag)
+    }
     assert left == {"new-1", "new-2"}
     windows = await pool.fetchval("SELECT count(*) FROM rate_limit_windows WHERE institution_id = $1", institution.id)
     assert windows == 1

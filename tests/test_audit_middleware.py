@@ -1,10 +1,12 @@
 """The audit middleware: one row per request whatever happens, nothing secret in it, fail closed."""
+
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
 import logging
+from datetime import UTC
 
 import asyncpg
 import httpx
@@ -14,16 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from api.endpoint import routes as endpoint_routes
-from api.routes import health
 from api.audit import AuditMiddleware
-from api.problems import EXCEPTION_HANDLERS
+from api.endpoint import routes as endpoint_routes
+from api.problems import EXCEPTION_HANDLERS, InvalidInput
+from api.routes import health
 from core import logs
-from api.problems import InvalidInput
-from workers.audit_writer import AuditWriter
 from db.pool import create_pool
 from tests import pg
 from tests.conftest import TEST_CLIENT, audit_rows
+from workers.audit_writer import AuditWriter
 
 LIMIT = 1024
 
@@ -46,6 +47,7 @@ async def stream(request: Request) -> StreamingResponse:
         for i in range(5):
             yield f"chunk-{i}\n".encode()
             await asyncio.sleep(0)
+
     return StreamingResponse(chunks(), media_type="text/plain")
 
 
@@ -55,8 +57,14 @@ async def logs_trace(request: Request) -> JSONResponse:
 
 
 def tiny_app() -> AuditMiddleware:
-    routes = [Route("/echo", echo, methods=["POST"]), Route("/boom", boom), Route("/invalid", invalid),
-              Route("/stream", stream), Route("/logs", logs_trace), *endpoint_routes(health.endpoints)]
+    routes = [
+        Route("/echo", echo, methods=["POST"]),
+        Route("/boom", boom),
+        Route("/invalid", invalid),
+        Route("/stream", stream),
+        Route("/logs", logs_trace),
+        *endpoint_routes(health.endpoints),
+    ]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     return AuditMiddleware(app, max_body_bytes=LIMIT)
 
@@ -70,8 +78,10 @@ def client_for(settings, pool) -> httpx.AsyncClient:
         scope["state"] = dict(state)
         await app(scope, receive, send)
 
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=with_state, client=TEST_CLIENT,
-                                                             raise_app_exceptions=False), base_url="http://t")
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=with_state, client=TEST_CLIENT, raise_app_exceptions=False),
+        base_url="http://t",
+    )
     client.writer = state["audit_writer"]
     return client
 
@@ -83,13 +93,16 @@ async def audited(settings, pool):
         yield client
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("GET", "/api/v1/health/live", 200),
-    ("GET", "/nowhere", 404),
-    ("DELETE", "/api/v1/health/live", 405),
-    ("GET", "/invalid", 422),
-    ("GET", "/boom", 500),
-])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/api/v1/health/live", 200),
+        ("GET", "/nowhere", 404),
+        ("DELETE", "/api/v1/health/live", 405),
+        ("GET", "/invalid", 422),
+        ("GET", "/boom", 500),
+    ],
+)
 async def test_each_request_leaves_exactly_one_row(audited, pool, trace_id, method, path, status):
     response = await audited.request(method, path + "?page=2", headers={"X-Request-ID": trace_id, "User-Agent": "ua/1"})
     assert response.status_code == status
@@ -102,8 +115,17 @@ async def test_each_request_leaves_exactly_one_row(audited, pool, trace_id, meth
     assert str(row["ip_address"]) == TEST_CLIENT[0]
     assert row["user_agent"] == "ua/1"
     meta = row["metadata"]
-    assert set(meta) >= {"method", "endpoint", "query", "status_code", "response_time_ms", "request_bytes",
-                         "response_bytes", "request_sha256", "content_type"}
+    assert set(meta) >= {
+        "method",
+        "endpoint",
+        "query",
+        "status_code",
+        "response_time_ms",
+        "request_bytes",
+        "response_bytes",
+        "request_sha256",
+        "content_type",
+    }
     assert (meta["method"], meta["endpoint"], meta["query"], meta["status_code"]) == (method, path, "page=2", status)
     assert meta["response_bytes"] == len(response.content)
     if status >= 400:
@@ -121,8 +143,9 @@ async def test_a_500_leaks_no_stack_trace(audited, trace_id):
 
 async def test_the_handler_sees_the_exact_body_and_the_row_keeps_only_its_digest(audited, pool, trace_id):
     body = b'{"vector": [0.25, 1e-3, 3], "secret_gene": "BRCA1"}' + bytes(range(256)) * 2
-    response = await audited.post("/echo", content=body, headers={"X-Request-ID": trace_id,
-                                                                   "Content-Type": "application/json"})
+    response = await audited.post(
+        "/echo", content=body, headers={"X-Request-ID": trace_id, "Content-Type": "application/json"}
+    )
     assert response.json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
     [row] = await audit_rows(pool, trace_id)
     assert row["metadata"]["request_bytes"] == len(body)
@@ -133,9 +156,13 @@ async def test_the_handler_sees_the_exact_body_and_the_row_keeps_only_its_digest
 
 async def test_no_authorization_value_or_query_secret_reaches_the_table(audited, pool, trace_id):
     secret = "donr_this-is-a-secret-token-value"
-    await audited.get(f"/api/v1/health/live?token={secret}&x=1",
-                      headers={"X-Request-ID": trace_id, "Authorization": f"Bearer {secret}", "Cookie": f"s={secret}"})
-    assert await pool.fetchval("SELECT count(*) FROM audit_logs WHERE audit_logs::text LIKE '%' || $1 || '%'", secret) == 0
+    await audited.get(
+        f"/api/v1/health/live?token={secret}&x=1",
+        headers={"X-Request-ID": trace_id, "Authorization": f"Bearer {secret}", "Cookie": f"s={secret}"},
+    )
+    assert (
+        await pool.fetchval("SELECT count(*) FROM audit_logs WHERE audit_logs::text LIKE '%' || $1 || '%'", secret) == 0
+    )
     [row] = await audit_rows(pool, trace_id)
     assert row["metadata"]["query"] == "token=REDACTED&x=1"
 
@@ -154,7 +181,7 @@ async def test_an_oversize_body_gets_413_and_a_row(audited, pool, trace_id, chun
 
     async def pieces():
         for i in range(0, len(big), 100):
-            yield big[i:i + 100]
+            yield big[i : i + 100]
 
     content = pieces() if chunked else big
     response = await audited.post("/echo", content=content, headers={"X-Request-ID": trace_id})
@@ -164,8 +191,9 @@ async def test_an_oversize_body_gets_413_and_a_row(audited, pool, trace_id, chun
     assert row["metadata"]["status_code"] == 413
 
 
-@pytest.mark.parametrize("given, reused", [("abc-123_X.y:z", True), ("bad id with spaces", False),
-                                           ("x" * 129, False), ("ok" * 64, True)])
+@pytest.mark.parametrize(
+    "given, reused", [("abc-123_X.y:z", True), ("bad id with spaces", False), ("x" * 129, False), ("ok" * 64, True)]
+)
 async def test_a_safe_request_id_is_reused_and_an_unsafe_one_replaced(audited, given, reused):
     response = await audited.get("/api/v1/health/live", headers={"X-Request-ID": given})
     assert (response.headers["x-trace-id"] == given) is reused
@@ -195,9 +223,20 @@ async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id
     """Drive the ASGI app directly: the client goes away while the handler waits for the body."""
     state = {"settings": settings, "pool": pool, "audit_writer": AuditWriter(pool, 2.0)}
     app = tiny_app()
-    scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo", "query_string": b"",
-             "headers": [(b"x-request-id", trace_id.encode())], "client": TEST_CLIENT, "server": ("t", 80),
-             "scheme": "http", "http_version": "1.1", "root_path": "", "state": state}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "query_string": b"",
+        "headers": [(b"x-request-id", trace_id.encode())],
+        "client": TEST_CLIENT,
+        "server": ("t", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+        "state": state,
+    }
     messages = iter([{"type": "http.request", "body": b"part", "more_body": True}, {"type": "http.disconnect"}])
     sent = []
 
@@ -217,7 +256,10 @@ async def broken_writer_client(settings, server_url):
     """An app whose audit writer points at a database with no audit_logs table: every insert fails."""
     url = pg.create_database(server_url, prefix="don_noaudit")
     conn = await asyncpg.connect(url)
-    await conn.execute("CREATE EXTENSION IF NOT EXISTS vector; CREATE TABLE _yoyo_migration (migration_id text, applied_at_utc timestamp)")
+    await conn.execute(
+        "CREATE EXTENSION IF NOT EXISTS vector; "
+        "CREATE TABLE _yoyo_migration (migration_id text, applied_at_utc timestamp)"
+    )
     await conn.close()
     broken_pool = await create_pool(url, **settings.pool_options())
     async with client_for(settings, broken_pool) as client:
@@ -247,21 +289,35 @@ async def test_health_paths_answer_even_when_their_row_cannot_be_written(broken_
 
 
 async def test_one_unwritable_row_does_not_cost_its_batch_neighbours_their_rows(pool, trace_id):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from db.audit import AuditRow, AuditWriteFailed
 
     writer = AuditWriter(pool, 2.0)
 
     def row(n: int, metadata: dict) -> AuditRow:
-        return AuditRow(occurred_at=datetime.now(timezone.utc), institution="anonymous", action="GET /batch",
-                        trace_id=f"{trace_id}-{n}", resource_type="http_request", resource_id="/batch",
-                        ip_address=None, user_agent=None, metadata=metadata)
+        return AuditRow(
+            occurred_at=datetime.now(UTC),
+            institution="anonymous",
+            action="GET /batch",
+            trace_id=f"{trace_id}-{n}",
+            resource_type="http_request",
+            resource_id="/batch",
+            ip_address=None,
+            user_agent=None,
+            metadata=metadata,
+        )
 
-    results = await asyncio.gather(writer.write(row(1, {"ok": 1})), writer.write(row(2, {"bad": float("nan")})),
-                                   writer.write(row(3, {"ok": 3})), return_exceptions=True)
+    results = await asyncio.gather(
+        writer.write(row(1, {"ok": 1})),
+        writer.write(row(2, {"bad": float("nan")})),
+        writer.write(row(3, {"ok": 3})),
+        return_exceptions=True,
+    )
     assert results[0] is None and results[2] is None and isinstance(results[1], AuditWriteFailed)
-    written = await pool.fetch("SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '-%' ORDER BY trace_id", trace_id)
+    written = await pool.fetch(
+        "SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '-%' ORDER BY trace_id", trace_id
+    )
     assert [r["trace_id"] for r in written] == [f"{trace_id}-1", f"{trace_id}-3"]
     assert writer.failures == 1 and writer.rows_written == 2
 

@@ -1,4 +1,5 @@
 """/api/v1/collections through the real app: the contract, bad input, and isolation between institutions."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,8 +9,8 @@ import uuid
 import numpy as np
 import pytest
 
-from workers import index_maintainer
 from tests.conftest import audit_rows
+from workers import index_maintainer
 
 DIMS = 4
 
@@ -20,8 +21,9 @@ def unique_name() -> str:
 
 async def create(client, who, name=None, dimensions=DIMS, metric="cosine"):
     name = name or unique_name()
-    response = await client.post("/api/v1/collections", headers=who.headers,
-                                 json={"name": name, "dimensions": dimensions, "metric": metric})
+    response = await client.post(
+        "/api/v1/collections", headers=who.headers, json={"name": name, "dimensions": dimensions, "metric": metric}
+    )
     assert response.status_code == 201, response.text
     return name
 
@@ -42,14 +44,23 @@ def assert_problem(response, status, pointer=None):
 
 async def test_a_collection_is_created_listed_fetched_and_deleted(client, institution):
     name = unique_name()
-    created = await client.post("/api/v1/collections", headers=institution.headers,
-                                json={"name": name, "dimensions": 3, "metric": "l2"})
+    created = await client.post(
+        "/api/v1/collections", headers=institution.headers, json={"name": name, "dimensions": 3, "metric": "l2"}
+    )
     assert created.status_code == 201
     assert created.headers["location"] == f"/api/v1/collections/{name}"
     assert created.json() | {"created_at": None, "updated_at": None} == {
-        "name": name, "dimensions": 3, "metric": "l2", "vector_count": 0, "index": "none", "search": "exact",
-        "index_recall_at_10": None, "index_ef_search": None,
-        "created_at": None, "updated_at": None}
+        "name": name,
+        "dimensions": 3,
+        "metric": "l2",
+        "vector_count": 0,
+        "index": "none",
+        "search": "exact",
+        "index_recall_at_10": None,
+        "index_ef_search": None,
+        "created_at": None,
+        "updated_at": None,
+    }
     listed = await client.get("/api/v1/collections", headers=institution.headers)
     assert [c["name"] for c in listed.json()["collections"]] == [name]
     assert (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()["dimensions"] == 3
@@ -60,17 +71,20 @@ async def test_a_collection_is_created_listed_fetched_and_deleted(client, instit
 
 async def test_a_duplicate_name_is_409_and_leaves_the_first(client, institution):
     name = await create(client, institution, metric="l2")
-    again = await client.post("/api/v1/collections", headers=institution.headers,
-                              json={"name": name, "dimensions": 7, "metric": "cosine"})
+    again = await client.post(
+        "/api/v1/collections", headers=institution.headers, json={"name": name, "dimensions": 7, "metric": "cosine"}
+    )
     assert name in assert_problem(again, 409)["detail"]
     assert (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()["dimensions"] == DIMS
 
 
 async def test_vectors_are_upserted_fetched_searched_and_deleted(client, institution):
     name = await create(client, institution)
-    items = [{"id": "a", "vector": [1, 0, 0, 0], "metadata": {"cell_type": "T"}},
-             {"id": "b", "vector": [0.9, 0.1, 0, 0], "metadata": {"cell_type": "B"}},
-             {"id": "c/d", "vector": [0, 0, 1, 0]}]
+    items = [
+        {"id": "a", "vector": [1, 0, 0, 0], "metadata": {"cell_type": "T"}},
+        {"id": "b", "vector": [0.9, 0.1, 0, 0], "metadata": {"cell_type": "B"}},
+        {"id": "c/d", "vector": [0, 0, 1, 0]},
+    ]
     response = await upsert(client, institution, name, items)
     assert response.json() == {"collection": name, "upserted": 3, "inserted": 3, "updated": 0, "vector_count": 3}
     response = await upsert(client, institution, name, [{"id": "a", "vector": [1, 0, 0, 0.5], "metadata": {"v": 2}}])
@@ -78,47 +92,62 @@ async def test_vectors_are_upserted_fetched_searched_and_deleted(client, institu
 
     got = (await client.get(f"/api/v1/collections/{name}/vectors/a", headers=institution.headers)).json()
     assert got["vector"] == [1, 0, 0, 0.5] and got["metadata"] == {"v": 2}
-    assert (await client.get(f"/api/v1/collections/{name}/vectors/c/d", headers=institution.headers)).json()["id"] == "c/d"
+    assert (await client.get(f"/api/v1/collections/{name}/vectors/c/d", headers=institution.headers)).json()[
+        "id"
+    ] == "c/d"
 
-    found = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                              json={"vector": [1, 0, 0, 0], "top_k": 2})
+    found = await client.post(
+        f"/api/v1/collections/{name}/search", headers=institution.headers, json={"vector": [1, 0, 0, 0], "top_k": 2}
+    )
     body = found.json()
     assert [hit["id"] for hit in body["hits"]] == ["b", "a"]
     assert body["collection"] == name and body["metric"] == "cosine" and body["search_ms"] >= 0
     assert body["hits"][0]["metadata"] == {"cell_type": "B"}
     assert body["hits"][0]["distance"] <= body["hits"][1]["distance"]
 
-    filtered = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                                 json={"vector": [1, 0, 0, 0], "top_k": 10, "filter": {"v": 2}})
+    filtered = await client.post(
+        f"/api/v1/collections/{name}/search",
+        headers=institution.headers,
+        json={"vector": [1, 0, 0, 0], "top_k": 10, "filter": {"v": 2}},
+    )
     assert [hit["id"] for hit in filtered.json()["hits"]] == ["a"]
 
-    assert (await client.delete(f"/api/v1/collections/{name}/vectors/a", headers=institution.headers)).status_code == 204
+    assert (
+        await client.delete(f"/api/v1/collections/{name}/vectors/a", headers=institution.headers)
+    ).status_code == 204
     assert_problem(await client.get(f"/api/v1/collections/{name}/vectors/a", headers=institution.headers), 404)
     assert_problem(await client.delete(f"/api/v1/collections/{name}/vectors/a", headers=institution.headers), 404)
     assert (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()["vector_count"] == 2
 
 
-@pytest.mark.parametrize("metric, query, expected", [
-    ("l2", [3, 4, 0, 0], [("x", pytest.approx(20 ** 0.5)), ("origin", 5.0)]),
-    ("inner_product", [1, 2, 0, 0], [("x", -1.0), ("origin", 0.0)]),
-    ("cosine", [2, 0, 0, 0], [("x", 0.0)]),
-])
+@pytest.mark.parametrize(
+    "metric, query, expected",
+    [
+        ("l2", [3, 4, 0, 0], [("x", pytest.approx(20**0.5)), ("origin", 5.0)]),
+        ("inner_product", [1, 2, 0, 0], [("x", -1.0), ("origin", 0.0)]),
+        ("cosine", [2, 0, 0, 0], [("x", 0.0)]),
+    ],
+)
 async def test_distances_are_reported_per_metric_nearest_first(client, institution, metric, query, expected):
     name = await create(client, institution, metric=metric)
     items = [{"id": "x", "vector": [1, 0, 0, 0]}]
     if metric != "cosine":
         items.append({"id": "origin", "vector": [0, 0, 0, 0]})
     await upsert(client, institution, name, items)
-    found = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                              json={"vector": query, "top_k": 10})
+    found = await client.post(
+        f"/api/v1/collections/{name}/search", headers=institution.headers, json={"vector": query, "top_k": 10}
+    )
     assert [(hit["id"], hit["distance"]) for hit in found.json()["hits"]] == expected
 
 
 async def test_max_distance_cuts_off_far_hits(client, institution):
     name = await create(client, institution, metric="l2")
     await upsert(client, institution, name, [{"id": str(i), "vector": [i, 0, 0, 0]} for i in range(10)])
-    found = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                              json={"vector": [0, 0, 0, 0], "top_k": 10, "max_distance": 3})
+    found = await client.post(
+        f"/api/v1/collections/{name}/search",
+        headers=institution.headers,
+        json={"vector": [0, 0, 0, 0], "top_k": 10, "max_distance": 3},
+    )
     assert [hit["id"] for hit in found.json()["hits"]] == ["0", "1", "2", "3"]
 
 
@@ -138,59 +167,83 @@ BAD_UPSERTS = [
 async def test_a_rejected_upsert_is_422_and_stores_nothing(client, pool, institution, raw, pointer, trace_id):
     name = await create(client, institution)
     await upsert(client, institution, name, [{"id": "keep", "vector": [1, 1, 1, 1]}])
-    response = await client.post(f"/api/v1/collections/{name}/vectors", content=raw.encode(),
-                                 headers={**institution.headers, "content-type": "application/json",
-                                          "x-request-id": trace_id})
+    response = await client.post(
+        f"/api/v1/collections/{name}/vectors",
+        content=raw.encode(),
+        headers={**institution.headers, "content-type": "application/json", "x-request-id": trace_id},
+    )
     assert_problem(response, 422, pointer)
     assert (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()["vector_count"] == 1
-    assert await pool.fetchval("SELECT count(*) FROM vectors v JOIN collections c ON c.id = v.collection_id "
-                               "WHERE c.institution_id = $1", institution.id) == 1
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM vectors v JOIN collections c ON c.id = v.collection_id WHERE c.institution_id = $1",
+            institution.id,
+        )
+        == 1
+    )
     assert [row["metadata"]["status_code"] for row in await audit_rows(pool, trace_id)] == [422]
 
 
-@pytest.mark.parametrize("body, pointer", [
-    ({"vector": [1, 2, 3, 4], "top_k": 0}, "/top_k"),
-    ({"vector": [1, 2, 3, 4], "top_k": 1001}, "/top_k"),
-    ({"vector": [1, 2, 3], "top_k": 5}, "/vector"),
-    ({"vector": [0, 0, 0, 0], "top_k": 5}, "/vector"),
-    ({"vector": [1, 2, 3, 4], "top_k": 5, "filter": {"a": [1]}}, "/filter/a"),
-])
+@pytest.mark.parametrize(
+    "body, pointer",
+    [
+        ({"vector": [1, 2, 3, 4], "top_k": 0}, "/top_k"),
+        ({"vector": [1, 2, 3, 4], "top_k": 1001}, "/top_k"),
+        ({"vector": [1, 2, 3], "top_k": 5}, "/vector"),
+        ({"vector": [0, 0, 0, 0], "top_k": 5}, "/vector"),
+        ({"vector": [1, 2, 3, 4], "top_k": 5, "filter": {"a": [1]}}, "/filter/a"),
+    ],
+)
 async def test_a_bad_search_is_422(client, institution, body, pointer):
     name = await create(client, institution)
-    assert_problem(await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers, json=body),
-                   422, pointer)
+    assert_problem(
+        await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers, json=body), 422, pointer
+    )
 
 
 async def test_a_nan_literal_in_a_search_is_422_at_its_element(client, institution):
     name = await create(client, institution)
-    response = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                                 content=b'{"vector": [1, 2, NaN, 4], "top_k": 3}')
+    response = await client.post(
+        f"/api/v1/collections/{name}/search",
+        headers=institution.headers,
+        content=b'{"vector": [1, 2, NaN, 4], "top_k": 3}',
+    )
     assert_problem(response, 422, "/vector/2")
 
 
-@pytest.mark.parametrize("body, pointer", [
-    ({"name": "ok-name", "dimensions": 0, "metric": "cosine"}, "/dimensions"),
-    ({"name": "ok-name", "dimensions": 2001, "metric": "cosine"}, "/dimensions"),
-    ({"name": "bad name", "dimensions": 3, "metric": "cosine"}, "/name"),
-    ({"name": "ok-name", "dimensions": 3, "metric": "hamming"}, "/metric"),
-])
+@pytest.mark.parametrize(
+    "body, pointer",
+    [
+        ({"name": "ok-name", "dimensions": 0, "metric": "cosine"}, "/dimensions"),
+        ({"name": "ok-name", "dimensions": 2001, "metric": "cosine"}, "/dimensions"),
+        ({"name": "bad name", "dimensions": 3, "metric": "cosine"}, "/name"),
+        ({"name": "ok-name", "dimensions": 3, "metric": "hamming"}, "/metric"),
+    ],
+)
 async def test_a_bad_collection_is_422_and_not_created(client, institution, body, pointer):
     assert_problem(await client.post("/api/v1/collections", headers=institution.headers, json=body), 422, pointer)
     assert (await client.get("/api/v1/collections", headers=institution.headers)).json() == {"collections": []}
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("GET", "/api/v1/collections/{name}", None),
-    ("DELETE", "/api/v1/collections/{name}", None),
-    ("POST", "/api/v1/collections/{name}/vectors", {"items": [{"id": "a", "vector": [1, 2, 3, 4]}]}),
-    ("POST", "/api/v1/collections/{name}/search", {"vector": [1, 2, 3, 4], "top_k": 1}),
-    ("GET", "/api/v1/collections/{name}/vectors/a", None),
-    ("DELETE", "/api/v1/collections/{name}/vectors/a", None),
-])
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("GET", "/api/v1/collections/{name}", None),
+        ("DELETE", "/api/v1/collections/{name}", None),
+        ("POST", "/api/v1/collections/{name}/vectors", {"items": [{"id": "a", "vector": [1, 2, 3, 4]}]}),
+        ("POST", "/api/v1/collections/{name}/search", {"vector": [1, 2, 3, 4], "top_k": 1}),
+        ("GET", "/api/v1/collections/{name}/vectors/a", None),
+        ("DELETE", "/api/v1/collections/{name}/vectors/a", None),
+    ],
+)
 @pytest.mark.parametrize("name", ["missing-one", "no%20such", "x" * 200])
 async def test_an_unknown_collection_is_404(client, institution, method, path, body, name):
-    response = await client.request(method, path.format(name=name), headers=institution.headers,
-                                    content=None if body is None else json.dumps(body).encode())
+    response = await client.request(
+        method,
+        path.format(name=name),
+        headers=institution.headers,
+        content=None if body is None else json.dumps(body).encode(),
+    )
     assert_problem(response, 404)
 
 
@@ -198,8 +251,10 @@ async def test_an_unknown_collection_is_404(client, institution, method, path, b
 @pytest.mark.parametrize("vector_id", ["a%0Ab", "a%09b", "x" * 201, "%ED%A0%80"])
 async def test_a_vector_id_no_upsert_could_store_is_404_not_500(client, institution, method, vector_id):
     name = await create(client, institution)
-    assert_problem(await client.request(method, f"/api/v1/collections/{name}/vectors/{vector_id}",
-                                        headers=institution.headers), 404)
+    assert_problem(
+        await client.request(method, f"/api/v1/collections/{name}/vectors/{vector_id}", headers=institution.headers),
+        404,
+    )
 
 
 async def test_requests_without_a_token_are_401(client):
@@ -208,21 +263,30 @@ async def test_requests_without_a_token_are_401(client):
 
 async def test_an_oversize_body_is_413_and_stores_nothing(client, institution):
     name = await create(client, institution)
-    response = await client.post(f"/api/v1/collections/{name}/vectors", content=b'{"items": []}',
-                                 headers={**institution.headers, "content-length": str(64 * 1024 * 1024 + 1)})
+    response = await client.post(
+        f"/api/v1/collections/{name}/vectors",
+        content=b'{"items": []}',
+        headers={**institution.headers, "content-length": str(64 * 1024 * 1024 + 1)},
+    )
     assert_problem(response, 413)
     assert (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()["vector_count"] == 0
 
 
-async def test_one_institution_never_sees_searches_or_overwrites_anothers_collection(client, institution, other_institution):
+async def test_one_institution_never_sees_searches_or_overwrites_anothers_collection(
+    client, institution, other_institution
+):
     name = await create(client, institution)
     await upsert(client, institution, name, [{"id": "secret", "vector": [1, 2, 3, 4], "metadata": {"owner": "A"}}])
     other = other_institution
     assert (await client.get("/api/v1/collections", headers=other.headers)).json() == {"collections": []}
     assert_problem(await client.get(f"/api/v1/collections/{name}", headers=other.headers), 404)
     assert_problem(await client.get(f"/api/v1/collections/{name}/vectors/secret", headers=other.headers), 404)
-    assert_problem(await client.post(f"/api/v1/collections/{name}/search", headers=other.headers,
-                                     json={"vector": [1, 2, 3, 4], "top_k": 5}), 404)
+    assert_problem(
+        await client.post(
+            f"/api/v1/collections/{name}/search", headers=other.headers, json={"vector": [1, 2, 3, 4], "top_k": 5}
+        ),
+        404,
+    )
     assert_problem(await upsert(client, other, name, [{"id": "secret", "vector": [4, 3, 2, 1]}]), 404)
     assert_problem(await client.delete(f"/api/v1/collections/{name}/vectors/secret", headers=other.headers), 404)
     assert_problem(await client.delete(f"/api/v1/collections/{name}", headers=other.headers), 404)
@@ -231,16 +295,19 @@ async def test_one_institution_never_sees_searches_or_overwrites_anothers_collec
     await create(client, other, name=name)
     await upsert(client, other, name, [{"id": "secret", "vector": [4, 3, 2, 1], "metadata": {"owner": "B"}}])
     for who, owner in ((institution, "A"), (other, "B")):
-        found = await client.post(f"/api/v1/collections/{name}/search", headers=who.headers,
-                                  json={"vector": [1, 1, 1, 1], "top_k": 10})
+        found = await client.post(
+            f"/api/v1/collections/{name}/search", headers=who.headers, json={"vector": [1, 1, 1, 1], "top_k": 10}
+        )
         assert [hit["metadata"]["owner"] for hit in found.json()["hits"]] == [owner]
 
 
 async def test_a_large_collection_gets_its_index_in_the_background_and_filtered_search_stays_full(client, institution):
     name = await create(client, institution, dimensions=8, metric="l2")
     data = np.random.default_rng(11).standard_normal((10_000, 8)).astype(np.float32)
-    items = [{"id": f"v{i}", "vector": row.tolist(), "metadata": {"tenth": i % 10 == 0, "i": i}}
-             for i, row in enumerate(data)]
+    items = [
+        {"id": f"v{i}", "vector": row.tolist(), "metadata": {"tenth": i % 10 == 0, "i": i}}
+        for i, row in enumerate(data)
+    ]
     response = await upsert(client, institution, name, items)
     assert response.json()["vector_count"] == 10_000
 
@@ -248,7 +315,10 @@ async def test_a_large_collection_gets_its_index_in_the_background_and_filtered_
     first = (await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers, json=query)).json()
     assert first["strategy"] == "exact" and len(first["hits"]) == 50
     # Asked for by that search, built in the background ("ready" only if the build has already won the race).
-    assert (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()["index"] in {"building", "ready"}
+    assert (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()["index"] in {
+        "building",
+        "ready",
+    }
     await index_work_done()
     described = (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()
     assert (described["index"], described["search"]) == ("ready", "hnsw")

@@ -1,5 +1,6 @@
 """The collections and vectors db layer against the real PostgreSQL: upserts, counts, exact and
 HNSW search, per-query settings that do not leak, and the runtime index DDL."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,8 +79,9 @@ async def test_upsert_counts_new_and_overwritten_ids(pool, institution):
     first = await fill(pool, collection, np.ones((3, DIMS), np.float32), institution)
     assert (first.written, first.inserted, first.vector_count) == (3, 3, 3)
     async with pool.acquire() as conn:
-        again = await vectors.upsert(conn, collection.id, institution.id, ["v000001", "new"],
-                                     [Vector([2.0] * DIMS)] * 2, ['{"x": 1}', "{}"])
+        again = await vectors.upsert(
+            conn, collection.id, institution.id, ["v000001", "new"], [Vector([2.0] * DIMS)] * 2, ['{"x": 1}', "{}"]
+        )
         row = await vectors.get(conn, collection.id, "v000001")
     assert (again.written, again.inserted, again.vector_count) == (2, 1, 4)
     assert row["embedding"].to_list() == [2.0] * DIMS and row["metadata"] == {"x": 1}
@@ -99,7 +101,10 @@ async def test_a_failing_upsert_writes_nothing(pool, institution):
 async def test_writes_to_a_deleted_or_foreign_collection_do_nothing(pool, institution, other_institution):
     collection = await new_collection(pool, institution)
     async with pool.acquire() as conn:
-        assert await vectors.upsert(conn, collection.id, other_institution.id, ["a"], [Vector([1.0] * DIMS)], ["{}"]) is None
+        assert (
+            await vectors.upsert(conn, collection.id, other_institution.id, ["a"], [Vector([1.0] * DIMS)], ["{}"])
+            is None
+        )
         assert await vectors.delete(conn, collection.id, other_institution.id, "a") is None
         assert await collections.delete(conn, institution.id, collection.name) == collection.id
         assert await vectors.upsert(conn, collection.id, institution.id, ["a"], [Vector([1.0] * DIMS)], ["{}"]) is None
@@ -115,11 +120,14 @@ async def test_delete_vector_keeps_the_count(pool, institution):
     assert (await refreshed(pool, institution, collection)).vector_count == 2
 
 
-@pytest.mark.parametrize("metric, expected", [
-    ("l2", lambda d, q: np.linalg.norm(d - q, axis=1)),
-    ("cosine", lambda d, q: 1 - (d @ q) / (np.linalg.norm(d, axis=1) * np.linalg.norm(q))),
-    ("inner_product", lambda d, q: -(d @ q)),
-])
+@pytest.mark.parametrize(
+    "metric, expected",
+    [
+        ("l2", lambda d, q: np.linalg.norm(d - q, axis=1)),
+        ("cosine", lambda d, q: 1 - (d @ q) / (np.linalg.norm(d, axis=1) * np.linalg.norm(q))),
+        ("inner_product", lambda d, q: -(d @ q)),
+    ],
+)
 async def test_exact_search_matches_numpy(pool, institution, metric, expected):
     data = np.random.default_rng(1).standard_normal((300, DIMS)).astype(np.float32)
     collection = await refreshed(pool, institution, await new_collection(pool, institution, metric))
@@ -134,12 +142,15 @@ async def test_exact_search_matches_numpy(pool, institution, metric, expected):
     assert [hit["distance"] for hit in result.hits] == pytest.approx(np.sort(distances)[:10], rel=1e-4, abs=1e-5)
 
 
-@pytest.mark.parametrize("recall_by_ef, chosen", [
-    ({40: 0.99, 64: 0.995}, 40),
-    ({40: 0.80, 64: 0.98, 100: 0.992}, 100),
-    ({40: 0.50, 1000: 0.989}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "recall_by_ef, chosen",
+    [
+        ({40: 0.99, 64: 0.995}, 40),
+        ({40: 0.80, 64: 0.98, 100: 0.992}, 100),
+        ({40: 0.50, 1000: 0.989}, None),
+        ({}, None),
+    ],
+)
 def test_calibration_picks_the_smallest_ef_search_reaching_the_target(recall_by_ef, chosen):
     assert vector_search.choose_ef_search(recall_by_ef) == chosen
 
@@ -200,16 +211,27 @@ async def test_top_k_beyond_ef_search_is_not_cut_short(pool, indexed):
     assert distances == sorted(distances)
 
 
-@pytest.mark.parametrize("search_filter, max_distance, expected", [
-    ({"group": "none"}, None, 0),
-    ({"group": "a"}, 0.0, 0),
-    (None, 1e9, 12_000),
-])
-async def test_when_the_index_comes_back_short_exact_search_answers(pool, indexed, search_filter, max_distance, expected):
+@pytest.mark.parametrize(
+    "search_filter, max_distance, expected",
+    [
+        ({"group": "none"}, None, 0),
+        ({"group": "a"}, 0.0, 0),
+        (None, 1e9, 12_000),
+    ],
+)
+async def test_when_the_index_comes_back_short_exact_search_answers(
+    pool, indexed, search_filter, max_distance, expected
+):
     _, collection, data = indexed
     async with pool.acquire() as conn:
-        result = await vector_search.search(conn, collection, data[3] + 0.5, 1000 if expected else 10,
-                                            metadata_filter=search_filter, max_distance=max_distance)
+        result = await vector_search.search(
+            conn,
+            collection,
+            data[3] + 0.5,
+            1000 if expected else 10,
+            metadata_filter=search_filter,
+            max_distance=max_distance,
+        )
     assert len(result.hits) == min(expected, 1000)
 
 
@@ -230,8 +252,9 @@ async def test_a_rare_filter_returns_every_match_via_the_exact_fallback(pool, in
 async def test_search_settings_do_not_outlive_the_search_on_that_connection(pool, indexed):
     _, collection, data = indexed
     async with pool.acquire() as conn:
-        result = await vector_search.search(conn, collection, data[4], 500, ef_search=700,
-                                            metadata_filter={"group": "a"})
+        result = await vector_search.search(
+            conn, collection, data[4], 500, ef_search=700, metadata_filter={"group": "a"}
+        )
         assert result.strategy == "hnsw"
         assert await conn.fetchval("SHOW hnsw.ef_search") == "40"
         assert await conn.fetchval("SHOW hnsw.iterative_scan") == "off"

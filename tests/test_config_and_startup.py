@@ -1,4 +1,5 @@
 """Bad configuration stops start-up with one clear line and a non-zero exit, never a traceback or a hang."""
+
 from __future__ import annotations
 
 import os
@@ -17,19 +18,23 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_app(env_overrides: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(env_overrides)
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("DATABASE_URL", "mysql://user:pw@host/db", "DATABASE_URL"),
-    ("DATABASE_URL", "not a url", "DATABASE_URL"),
-    ("PORT", "eighty", "PORT"),
-    ("PORT", "70000", "PORT"),
-    ("DB_POOL_MAX", "0", "DB_POOL_MAX"),
-    ("DB_ACQUIRE_TIMEOUT", "-1", "DB_ACQUIRE_TIMEOUT"),
-    ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("DATABASE_URL", "mysql://user:pw@host/db", "DATABASE_URL"),
+        ("DATABASE_URL", "not a url", "DATABASE_URL"),
+        ("PORT", "eighty", "PORT"),
+        ("PORT", "70000", "PORT"),
+        ("DB_POOL_MAX", "0", "DB_POOL_MAX"),
+        ("DB_ACQUIRE_TIMEOUT", "-1", "DB_ACQUIRE_TIMEOUT"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+    ],
+)
 def test_a_bad_setting_exits_non_zero_with_one_clear_line(name, value, words):
     result = run_app({name: value}, "serve", timeout=30)
     assert result.returncode == 2
@@ -48,8 +53,9 @@ def test_settings_parse_the_environment():
 
 
 def test_an_unreachable_database_exits_after_a_bounded_retry():
-    result = run_app({"DATABASE_URL": "postgresql://u:secretpw@127.0.0.1:9/db", "DB_STARTUP_TIMEOUT": "1.5"},
-                     "serve", timeout=30)
+    result = run_app(
+        {"DATABASE_URL": "postgresql://u:secretpw@127.0.0.1:9/db", "DB_STARTUP_TIMEOUT": "1.5"}, "serve", timeout=30
+    )
     assert result.returncode == 1
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "unreachable" in error_lines[0]

@@ -1,4 +1,5 @@
 """GET /docs: Swagger UI served wholly by this service, no token needed, one audit row per request."""
+
 from __future__ import annotations
 
 from html.parser import HTMLParser
@@ -100,8 +101,10 @@ async def test_bundle_files_on_disk_exist():
         assert (docs.ASSET_DIR / name).is_file(), name
 
 
-@pytest.mark.parametrize("name", ["index.html", "swagger-initializer.js", "swagger-ui-bundle.js.map",
-                                  "index.j2", "..%2F__init__.py", "nope.js"])
+@pytest.mark.parametrize(
+    "name",
+    ["index.html", "swagger-initializer.js", "swagger-ui-bundle.js.map", "index.j2", "..%2F__init__.py", "nope.js"],
+)
 async def test_files_outside_the_list_are_problem_404s(client, name):
     response = await client.get(f"/docs/assets/{name}")
     assert response.status_code == 404

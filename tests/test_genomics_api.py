@@ -1,4 +1,5 @@
 """/api/v1/genomics through the real app: compress, build, encode, search, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,11 @@ def dataset(per_type: int = 30, seed: int = 1) -> tuple[list[str], list[list[int
     rows, cells = [], []
     for t, name in enumerate(TYPES):
         rates = np.full(24, 1.0)
-        rates[12 + 4 * t:16 + 4 * t] = 30.0
+        rates[12 + 4 * t : 16 + 4 * t] = 30.0
         rows.extend(rng.poisson(rates, (per_type, 24)).tolist())
-        cells.extend({"barcode": f"{name[0]}-{i:03d}", "cell_type": name, "sample": f"s{i % 2}"} for i in range(per_type))
+        cells.extend(
+            {"barcode": f"{name[0]}-{i:03d}", "cell_type": name, "sample": f"s{i % 2}"} for i in range(per_type)
+        )
     return genes, rows, cells
 
 
@@ -33,8 +36,15 @@ def new_project() -> str:
 
 async def build(client, who, pid, mode="cell", target=5, **extra):
     genes, rows, cells = dataset()
-    body = {"project_id": pid, "gene_names": genes, "expression_matrix": rows, "cell_metadata": cells,
-            "target_dimensions": target, "mode": mode, **extra}
+    body = {
+        "project_id": pid,
+        "gene_names": genes,
+        "expression_matrix": rows,
+        "cell_metadata": cells,
+        "target_dimensions": target,
+        "mode": mode,
+        **extra,
+    }
     response = await client.post("/api/v1/genomics/vectors/build", headers=who.headers, json=body)
     assert response.status_code == 200, response.text
     return response.json()
@@ -48,15 +58,24 @@ def assert_422(response, pointer):
 
 async def test_compress_returns_the_matrix_and_its_stats_deterministically(client, institution):
     genes, rows, _ = dataset()
-    body = {"gene_names": genes, "expression_matrix": rows, "compression_target": 6,
-            "params": {"mode": "fixed_k", "max_k": 50}, "seed": 3}
+    body = {
+        "gene_names": genes,
+        "expression_matrix": rows,
+        "compression_target": 6,
+        "params": {"mode": "fixed_k", "max_k": 50},
+        "seed": 3,
+    }
     first = await client.post("/api/v1/genomics/compress", headers=institution.headers, json=body)
     second = await client.post("/api/v1/genomics/compress", headers=institution.headers, json=body)
     result = first.json()
     assert first.status_code == 200
     assert np.asarray(result["compressed_matrix"]).shape == (90, 6)
     stats = result["stats"]
-    assert (stats["original_dimensions"], stats["achieved_dimensions"], stats["rank_cap_reason"]) == (24, 6, "compression_target")
+    assert (stats["original_dimensions"], stats["achieved_dimensions"], stats["rank_cap_reason"]) == (
+        24,
+        6,
+        "compression_target",
+    )
     assert 0 < stats["explained_variance_total"] <= 1 and len(stats["explained_variance_ratio"]) == 6
     assert stats["runtime_ms"] >= 0 and stats["seed"] == 3 and stats["cells"] == 90
     assert result["compressed_matrix"] == second.json()["compressed_matrix"]
@@ -64,8 +83,12 @@ async def test_compress_returns_the_matrix_and_its_stats_deterministically(clien
 
 async def test_compress_auto_evr_stops_at_the_target(client, institution):
     genes, rows, _ = dataset()
-    body = {"gene_names": genes, "expression_matrix": rows, "compression_target": 20,
-            "params": {"mode": "auto_evr", "evr_target": 0.5}}
+    body = {
+        "gene_names": genes,
+        "expression_matrix": rows,
+        "compression_target": 20,
+        "params": {"mode": "auto_evr", "evr_target": 0.5},
+    }
     stats = (await client.post("/api/v1/genomics/compress", headers=institution.headers, json=body)).json()["stats"]
     assert stats["rank_cap_reason"] == "evr_target" and stats["explained_variance_total"] >= 0.5
 
@@ -73,23 +96,38 @@ async def test_compress_auto_evr_stops_at_the_target(client, institution):
 GOOD = '"gene_names": ["A", "B", "C"], "compression_target": 2'
 
 
-@pytest.mark.parametrize("raw, pointer", [
-    ('{%s, "expression_matrix": [[1, 2, 3], [4, NaN, 6]]}' % GOOD, "/expression_matrix/1/1"),
-    ('{%s, "expression_matrix": [[1, 2, 3], [4, 5, Infinity]]}' % GOOD, "/expression_matrix/1/2"),
-    ('{%s, "expression_matrix": [[1, 2, 3], [4, 5]]}' % GOOD, "/expression_matrix/1"),
-    ('{%s, "expression_matrix": [[1, 2], [4, 5]]}' % GOOD, "/expression_matrix/0"),
-    ('{%s, "expression_matrix": []}' % GOOD, "/expression_matrix"),
-    ('{%s, "expression_matrix": [[1, -2, 3], [4, 5, 6]]}' % GOOD, "/expression_matrix/0/1"),
-    ('{%s, "expression_matrix": [[1, "2", 3], [4, 5, 6]]}' % GOOD, "/expression_matrix/0/1"),
-    ('{"gene_names": [], "compression_target": 2, "expression_matrix": [[1]]}', "/gene_names"),
-    ('{"gene_names": ["A", "A"], "compression_target": 2, "expression_matrix": [[1, 2]]}', "/gene_names/1"),
-    ('{"gene_names": ["A", "B"], "compression_target": 0, "expression_matrix": [[1, 2], [3, 4]]}', "/compression_target"),
-    ('{"gene_names": ["A", "B"], "compression_target": 1, "expression_matrix": [[1, 2], [3, 4]], "params": {"mode": "x"}}',
-     "/params/mode"),
-    ('{"gene_names": ["A", "B"], "compression_target": 1, "expression_matrix": [[1, 2], [3, 4]], "seed": -1}', "/seed"),
-    ('{"gene_names": ["A", "B"], "compression_target": 1, "expression_matrix": [[1, 1], [1, 1]]}', "/expression_matrix"),
-    ('{"gene_names": ["A", "B"], "expression_matrix": [[1, 2], [3, 4]]}', "/compression_target"),
-])
+@pytest.mark.parametrize(
+    "raw, pointer",
+    [
+        ('{%s, "expression_matrix": [[1, 2, 3], [4, NaN, 6]]}' % GOOD, "/expression_matrix/1/1"),
+        ('{%s, "expression_matrix": [[1, 2, 3], [4, 5, Infinity]]}' % GOOD, "/expression_matrix/1/2"),
+        ('{%s, "expression_matrix": [[1, 2, 3], [4, 5]]}' % GOOD, "/expression_matrix/1"),
+        ('{%s, "expression_matrix": [[1, 2], [4, 5]]}' % GOOD, "/expression_matrix/0"),
+        ('{%s, "expression_matrix": []}' % GOOD, "/expression_matrix"),
+        ('{%s, "expression_matrix": [[1, -2, 3], [4, 5, 6]]}' % GOOD, "/expression_matrix/0/1"),
+        ('{%s, "expression_matrix": [[1, "2", 3], [4, 5, 6]]}' % GOOD, "/expression_matrix/0/1"),
+        ('{"gene_names": [], "compression_target": 2, "expression_matrix": [[1]]}', "/gene_names"),
+        ('{"gene_names": ["A", "A"], "compression_target": 2, "expression_matrix": [[1, 2]]}', "/gene_names/1"),
+        (
+            '{"gene_names": ["A", "B"], "compression_target": 0, "expression_matrix": [[1, 2], [3, 4]]}',
+            "/compression_target",
+        ),
+        (
+            '{"gene_names": ["A", "B"], "compression_target": 1, "expression_matrix": [[1, 2], [3, 4]], '
+            '"params": {"mode": "x"}}',
+            "/params/mode",
+        ),
+        (
+            '{"gene_names": ["A", "B"], "compression_target": 1, "expression_matrix": [[1, 2], [3, 4]], "seed": -1}',
+            "/seed",
+        ),
+        (
+            '{"gene_names": ["A", "B"], "compression_target": 1, "expression_matrix": [[1, 1], [1, 1]]}',
+            "/expression_matrix",
+        ),
+        ('{"gene_names": ["A", "B"], "expression_matrix": [[1, 2], [3, 4]]}', "/compression_target"),
+    ],
+)
 async def test_bad_compress_input_is_422_at_the_field(client, institution, raw, pointer):
     response = await client.post("/api/v1/genomics/compress", headers=institution.headers, content=raw.encode())
     assert_422(response, pointer)
@@ -104,33 +142,48 @@ async def test_build_stores_cells_and_marker_queries_find_their_cell_type(client
     assert (collection["dimensions"], collection["vector_count"], collection["metric"]) == (5, 90, "cosine")
 
     for t, name in enumerate(TYPES):
-        encoded = await client.post("/api/v1/genomics/query/encode", headers=institution.headers,
-                                    json={"project_id": pid, "gene_names": markers(t) + ["NOT_A_GENE"]})
+        encoded = await client.post(
+            "/api/v1/genomics/query/encode",
+            headers=institution.headers,
+            json={"project_id": pid, "gene_names": markers(t) + ["NOT_A_GENE"]},
+        )
         assert encoded.status_code == 200
         assert encoded.json()["dimensions"] == 5 and len(encoded.json()["query_vector"]) == 5
         assert encoded.json()["unknown_genes"] == ["NOT_A_GENE"]
 
-        by_genes = await client.post("/api/v1/genomics/vectors/search", headers=institution.headers,
-                                     json={"project_id": pid, "gene_names": markers(t), "top_k": 20})
+        by_genes = await client.post(
+            "/api/v1/genomics/vectors/search",
+            headers=institution.headers,
+            json={"project_id": pid, "gene_names": markers(t), "top_k": 20},
+        )
         hits = by_genes.json()["hits"]
         assert len(hits) == 20 and {hit["metadata"]["cell_type"] for hit in hits} == {name}
         assert set(hits[0]["metadata"]) >= {"barcode", "cell_type", "sample", "cell_index"}
         assert hits[0]["id"] == hits[0]["metadata"]["barcode"]
 
-        by_vector = await client.post("/api/v1/genomics/vectors/search", headers=institution.headers,
-                                      json={"project_id": pid, "query_vector": encoded.json()["query_vector"], "top_k": 20})
+        by_vector = await client.post(
+            "/api/v1/genomics/vectors/search",
+            headers=institution.headers,
+            json={"project_id": pid, "query_vector": encoded.json()["query_vector"], "top_k": 20},
+        )
         assert [hit["id"] for hit in by_vector.json()["hits"]] == [hit["id"] for hit in hits]
 
 
 async def test_search_distance_threshold_and_filter(client, institution):
     pid = new_project()
     await build(client, institution, pid)
-    near = await client.post("/api/v1/genomics/vectors/search", headers=institution.headers,
-                             json={"project_id": pid, "gene_names": markers(0), "top_k": 90, "distance_threshold": 0.5})
+    near = await client.post(
+        "/api/v1/genomics/vectors/search",
+        headers=institution.headers,
+        json={"project_id": pid, "gene_names": markers(0), "top_k": 90, "distance_threshold": 0.5},
+    )
     hits = near.json()["hits"]
     assert 0 < len(hits) < 90 and all(hit["distance"] <= 0.5 for hit in hits)
-    filtered = await client.post("/api/v1/genomics/vectors/search", headers=institution.headers,
-                                 json={"project_id": pid, "gene_names": markers(0), "top_k": 90, "filter": {"sample": "s1"}})
+    filtered = await client.post(
+        "/api/v1/genomics/vectors/search",
+        headers=institution.headers,
+        json={"project_id": pid, "gene_names": markers(0), "top_k": 90, "filter": {"sample": "s1"}},
+    )
     assert len(filtered.json()["hits"]) == 45
 
 
@@ -138,8 +191,11 @@ async def test_cluster_mode_stores_centroids_with_size_and_majority_type(client,
     pid = new_project()
     built = await build(client, institution, pid, mode="cluster", n_clusters=3, seed=2)
     assert built["clusters"] == 3 and built["vector_count"] == 3
-    found = await client.post("/api/v1/genomics/vectors/search", headers=institution.headers,
-                              json={"project_id": pid, "gene_names": markers(2), "top_k": 3})
+    found = await client.post(
+        "/api/v1/genomics/vectors/search",
+        headers=institution.headers,
+        json={"project_id": pid, "gene_names": markers(2), "top_k": 3},
+    )
     best = found.json()["hits"][0]["metadata"]
     assert best["cell_type"] == "NK cell" and best["size"] == 30 and best["cell_type_fraction"] == 1.0
 
@@ -157,51 +213,73 @@ async def test_a_rebuild_replaces_the_project_and_a_failed_one_leaves_it(client,
 
     genes, rows, cells = dataset()
     rows[5][3] = -1
-    failed = await client.post("/api/v1/genomics/vectors/build", headers=institution.headers,
-                               json={"project_id": pid, "gene_names": genes, "expression_matrix": rows,
-                                     "target_dimensions": 2, "mode": "cell"})
+    failed = await client.post(
+        "/api/v1/genomics/vectors/build",
+        headers=institution.headers,
+        json={
+            "project_id": pid,
+            "gene_names": genes,
+            "expression_matrix": rows,
+            "target_dimensions": 2,
+            "mode": "cell",
+        },
+    )
     assert_422(failed, "/expression_matrix/5/3")
-    assert (await client.get(f"/api/v1/genomics/projects/{pid}", headers=institution.headers)).json()["mode"] == "cluster"
+    assert (await client.get(f"/api/v1/genomics/projects/{pid}", headers=institution.headers)).json()[
+        "mode"
+    ] == "cluster"
 
 
-@pytest.mark.parametrize("change, pointer", [
-    (lambda b: b.update(cell_metadata=b["cell_metadata"][:-1]), "/cell_metadata"),
-    (lambda b: b["cell_metadata"][3].update(barcode=b["cell_metadata"][0]["barcode"]), "/cell_metadata/3/barcode"),
-    (lambda b: b["cell_metadata"].__setitem__(2, "T cell"), "/cell_metadata/2"),
-    (lambda b: b["cell_metadata"][4].update(cell_type=7), "/cell_metadata/4/cell_type"),
-    (lambda b: b["cell_metadata"][4].update(note="a\u0000b"), "/cell_metadata/4/note"),
-    (lambda b: b.update(mode="tissue"), "/mode"),
-    (lambda b: b.update(target_dimensions=2001), "/target_dimensions"),
-    (lambda b: b.update(project_id="has space"), "/project_id"),
-    (lambda b: b.update(n_clusters=3), "/n_clusters"),
-    (lambda b: b.update(gene_names=b["gene_names"][:-1]), "/expression_matrix/0"),
-    (lambda b: b.pop("expression_matrix"), "/expression_matrix"),
-])
+@pytest.mark.parametrize(
+    "change, pointer",
+    [
+        (lambda b: b.update(cell_metadata=b["cell_metadata"][:-1]), "/cell_metadata"),
+        (lambda b: b["cell_metadata"][3].update(barcode=b["cell_metadata"][0]["barcode"]), "/cell_metadata/3/barcode"),
+        (lambda b: b["cell_metadata"].__setitem__(2, "T cell"), "/cell_metadata/2"),
+        (lambda b: b["cell_metadata"][4].update(cell_type=7), "/cell_metadata/4/cell_type"),
+        (lambda b: b["cell_metadata"][4].update(note="a\u0000b"), "/cell_metadata/4/note"),
+        (lambda b: b.update(mode="tissue"), "/mode"),
+        (lambda b: b.update(target_dimensions=2001), "/target_dimensions"),
+        (lambda b: b.update(project_id="has space"), "/project_id"),
+        (lambda b: b.update(n_clusters=3), "/n_clusters"),
+        (lambda b: b.update(gene_names=b["gene_names"][:-1]), "/expression_matrix/0"),
+        (lambda b: b.pop("expression_matrix"), "/expression_matrix"),
+    ],
+)
 async def test_bad_build_input_is_422_and_creates_nothing(client, institution, change, pointer):
     pid = new_project()
     genes, rows, cells = dataset()
-    body = {"project_id": pid, "gene_names": genes, "expression_matrix": rows, "cell_metadata": cells,
-            "target_dimensions": 4, "mode": "cell"}
+    body = {
+        "project_id": pid,
+        "gene_names": genes,
+        "expression_matrix": rows,
+        "cell_metadata": cells,
+        "target_dimensions": 4,
+        "mode": "cell",
+    }
     change(body)
     assert_422(await client.post("/api/v1/genomics/vectors/build", headers=institution.headers, json=body), pointer)
     assert (await client.get(f"/api/v1/genomics/projects/{pid}", headers=institution.headers)).status_code == 404
     assert (await client.get("/api/v1/collections", headers=institution.headers)).json() == {"collections": []}
 
 
-@pytest.mark.parametrize("body, pointer", [
-    ({"gene_names": ["G1"], "top_k": 5}, "/project_id"),
-    ({"top_k": 5}, "/query_vector"),
-    ({"gene_names": ["G1"], "query_vector": [1, 2, 3, 4, 5], "top_k": 5}, "/query_vector"),
-    ({"query_vector": [1, 2, 3], "top_k": 5}, "/query_vector"),
-    ({"query_vector": [1, 2, 3, 4, float("nan")], "top_k": 5}, "/query_vector/4"),
-    ({"query_vector": [0, 0, 0, 0, 0], "top_k": 5}, "/query_vector"),
-    ({"gene_names": ["G1"], "top_k": 0}, "/top_k"),
-    ({"gene_names": ["G1"], "top_k": 1001}, "/top_k"),
-    ({"gene_names": ["G1"]}, "/top_k"),
-    ({"gene_names": [], "top_k": 5}, "/gene_names"),
-    ({"gene_names": ["UNKNOWN"], "top_k": 5}, "/gene_names"),
-    ({"gene_names": ["G1"], "top_k": 5, "distance_threshold": "near"}, "/distance_threshold"),
-])
+@pytest.mark.parametrize(
+    "body, pointer",
+    [
+        ({"gene_names": ["G1"], "top_k": 5}, "/project_id"),
+        ({"top_k": 5}, "/query_vector"),
+        ({"gene_names": ["G1"], "query_vector": [1, 2, 3, 4, 5], "top_k": 5}, "/query_vector"),
+        ({"query_vector": [1, 2, 3], "top_k": 5}, "/query_vector"),
+        ({"query_vector": [1, 2, 3, 4, float("nan")], "top_k": 5}, "/query_vector/4"),
+        ({"query_vector": [0, 0, 0, 0, 0], "top_k": 5}, "/query_vector"),
+        ({"gene_names": ["G1"], "top_k": 0}, "/top_k"),
+        ({"gene_names": ["G1"], "top_k": 1001}, "/top_k"),
+        ({"gene_names": ["G1"]}, "/top_k"),
+        ({"gene_names": [], "top_k": 5}, "/gene_names"),
+        ({"gene_names": ["UNKNOWN"], "top_k": 5}, "/gene_names"),
+        ({"gene_names": ["G1"], "top_k": 5, "distance_threshold": "near"}, "/distance_threshold"),
+    ],
+)
 async def test_bad_search_input_is_422(client, institution, body, pointer):
     pid = new_project()
     await build(client, institution, pid)
@@ -212,8 +290,10 @@ async def test_bad_search_input_is_422(client, institution, body, pointer):
 
 
 async def test_an_unknown_project_is_404(client, institution):
-    for path, body in (("/api/v1/genomics/query/encode", {"gene_names": ["G1"]}),
-                       ("/api/v1/genomics/vectors/search", {"gene_names": ["G1"], "top_k": 3})):
+    for path, body in (
+        ("/api/v1/genomics/query/encode", {"gene_names": ["G1"]}),
+        ("/api/v1/genomics/vectors/search", {"gene_names": ["G1"], "top_k": 3}),
+    ):
         response = await client.post(path, headers=institution.headers, json={"project_id": "nothing-here", **body})
         assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
     assert (await client.get("/api/v1/genomics/projects/nothing-here", headers=institution.headers)).status_code == 404
@@ -223,9 +303,16 @@ async def test_projects_are_private_to_their_institution(client, institution, ot
     pid = new_project()
     await build(client, institution, pid)
     query = {"project_id": pid, "gene_names": markers(0), "top_k": 5}
-    assert (await client.post("/api/v1/genomics/vectors/search", headers=other_institution.headers, json=query)).status_code == 404
-    assert (await client.post("/api/v1/genomics/query/encode", headers=other_institution.headers,
-                              json={"project_id": pid, "gene_names": markers(0)})).status_code == 404
+    assert (
+        await client.post("/api/v1/genomics/vectors/search", headers=other_institution.headers, json=query)
+    ).status_code == 404
+    assert (
+        await client.post(
+            "/api/v1/genomics/query/encode",
+            headers=other_institution.headers,
+            json={"project_id": pid, "gene_names": markers(0)},
+        )
+    ).status_code == 404
     # The same project id is the other institution's own, independent project.
     await build(client, other_institution, pid, mode="cluster", n_clusters=2)
     mine = await client.post("/api/v1/genomics/vectors/search", headers=institution.headers, json=query)

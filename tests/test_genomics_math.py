@@ -1,4 +1,5 @@
 """Pure-maths tests for genomics/ and the expression input checks: no database, no HTTP, no timing."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def cell_types(per_type: int = 40, seed: int = 1) -> tuple[list[str], np.ndarray
     rows, types = [], []
     for t in range(3):
         rates = np.full(24, 1.0)
-        rates[12 + 4 * t:16 + 4 * t] = 30.0
+        rates[12 + 4 * t : 16 + 4 * t] = 30.0
         rows.append(rng.poisson(rates, (per_type, 24)))
         types += [t] * per_type
     return genes, np.vstack(rows).astype(np.float64), np.array(types)
@@ -34,6 +35,7 @@ def fixed(k: int, max_k: int = 256) -> CompressionParams:
 
 
 # --- compress ---------------------------------------------------------------------------------
+
 
 def test_compress_is_deterministic_bit_for_bit():
     x = counts()
@@ -64,18 +66,21 @@ def test_auto_evr_reaches_target_with_fewest_components(evr):
     assert sum(result.explained_variance_ratio[:-1]) < evr  # one component fewer would fall short
 
 
-@pytest.mark.parametrize("mode, target, evr, max_k, shape, reason, k", [
-    ("fixed_k", 5, 0.9, 256, (40, 30), "compression_target", 5),
-    ("fixed_k", 20, 0.9, 4, (40, 30), "max_k", 4),
-    ("fixed_k", 50, 0.9, 256, (10, 30), "rank", 9),
-    ("fixed_k", 50, 0.9, 256, (40, 6), "rank", 6),
-    ("auto_evr", 30, 0.2, 256, (40, 30), "evr_target", None),
-    ("auto_evr", 2, 1.0, 256, (40, 30), "compression_target", 2),
-    ("auto_evr", 30, 1.0, 3, (40, 30), "max_k", 3),
-    # Centred data has all its variance within the rank, so in auto_evr mode the rank bound can only tie
-    # with evr_target, and ties go to evr_target (the target was met).
-    ("auto_evr", 50, 1.0, 256, (8, 30), "evr_target", 7),
-])
+@pytest.mark.parametrize(
+    "mode, target, evr, max_k, shape, reason, k",
+    [
+        ("fixed_k", 5, 0.9, 256, (40, 30), "compression_target", 5),
+        ("fixed_k", 20, 0.9, 4, (40, 30), "max_k", 4),
+        ("fixed_k", 50, 0.9, 256, (10, 30), "rank", 9),
+        ("fixed_k", 50, 0.9, 256, (40, 6), "rank", 6),
+        ("auto_evr", 30, 0.2, 256, (40, 30), "evr_target", None),
+        ("auto_evr", 2, 1.0, 256, (40, 30), "compression_target", 2),
+        ("auto_evr", 30, 1.0, 3, (40, 30), "max_k", 3),
+        # Centred data has all its variance within the rank, so in auto_evr mode the rank bound can only tie
+        # with evr_target, and ties go to evr_target (the target was met).
+        ("auto_evr", 50, 1.0, 256, (8, 30), "evr_target", 7),
+    ],
+)
 def test_each_cap_reason_is_reachable(mode, target, evr, max_k, shape, reason, k):
     result = compress(counts(*shape), target, CompressionParams(mode, evr, max_k))
     assert result.rank_cap_reason == reason
@@ -135,6 +140,7 @@ def test_zero_variance_is_rejected(matrix):
 
 # --- basis, projection, marker queries --------------------------------------------------------
 
+
 def trained(x=None, genes=None, k=6):
     x = counts() if x is None else x
     genes = [f"G{i}" for i in range(x.shape[1])] if genes is None else genes
@@ -154,7 +160,7 @@ def test_marker_query_points_at_the_cells_expressing_the_markers():
     genes, x, types = cell_types()
     _, _, result, basis = trained(x, genes, k=5)
     for t in range(3):
-        vector, unknown = encode_markers(basis, genes[12 + 4 * t:16 + 4 * t])
+        vector, unknown = encode_markers(basis, genes[12 + 4 * t : 16 + 4 * t])
         assert unknown == []
         cosine = result.vectors @ vector / (np.linalg.norm(result.vectors, axis=1) * np.linalg.norm(vector))
         assert (types[np.argsort(-cosine)[:20]] == t).all()
@@ -199,11 +205,13 @@ TINY = (1e-200, 1e-300, 1e-310, 5e-324)
 
 
 def tiny_matrices(v: float) -> list[np.ndarray]:
-    return [np.array([[v, 0, v], [0, v, 0], [v, v, 0]]),  # only tiny values
-            np.array([[v, 0], [0, v]]),
-            np.array([[v, v, v], [0, 0, 0]]),
-            np.array([[v, 5.0], [0, 3.0], [v, 1.0]]),  # tiny and normal values mixed
-            np.vstack([counts(20, 6), np.full((1, 6), v)])]
+    return [
+        np.array([[v, 0, v], [0, v, 0], [v, v, 0]]),  # only tiny values
+        np.array([[v, 0], [0, v]]),
+        np.array([[v, v, v], [0, 0, 0]]),
+        np.array([[v, 5.0], [0, 3.0], [v, 1.0]]),  # tiny and normal values mixed
+        np.vstack([counts(20, 6), np.full((1, 6), v)]),
+    ]
 
 
 def assert_finite_stats(result) -> None:

@@ -1,4 +1,5 @@
 """Health: the deep check reports the database truthfully and quickly; the live check never touches it."""
+
 from __future__ import annotations
 
 import time

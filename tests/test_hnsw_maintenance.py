@@ -1,4 +1,5 @@
 """HNSW index upkeep on the real PostgreSQL: stale indexes, the exact tail, rebuilds, the maintainer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,12 +20,14 @@ async def index_state(conn, collection_id: int) -> bool | None:
     return await conn.fetchval(
         "SELECT i.indisvalid FROM collections c JOIN pg_index i"
         " ON i.indexrelid = to_regclass(format('vectors_hnsw_%s_%s', c.id, c.index_seq)) WHERE c.id = $1",
-        collection_id)
+        collection_id,
+    )
 
 
 async def index_names(conn, collection_id: int) -> list[str]:
-    rows = await conn.fetch("SELECT relname FROM pg_class WHERE relname LIKE $1 ORDER BY relname",
-                            f"vectors\\_hnsw\\_{collection_id}\\_%")
+    rows = await conn.fetch(
+        "SELECT relname FROM pg_class WHERE relname LIKE $1 ORDER BY relname", f"vectors\\_hnsw\\_{collection_id}\\_%"
+    )
     return [row["relname"] for row in rows]
 
 
@@ -35,8 +38,11 @@ async def test_stale_indexes_are_dropped_replaced_deleted_and_interrupted(pool, 
     async with pool.acquire() as conn:
         # A vector of the wrong dimension (only possible behind the API's back) makes the build fail
         # half-way, which leaves an invalid index exactly as an interrupted build would.
-        await conn.execute("INSERT INTO vectors (collection_id, id, embedding) VALUES ($1, 'odd', $2)",
-                           broken.id, Vector([1.0] * (DIMS + 1)))
+        await conn.execute(
+            "INSERT INTO vectors (collection_id, id, embedding) VALUES ($1, 'odd', $2)",
+            broken.id,
+            Vector([1.0] * (DIMS + 1)),
+        )
         for collection in (kept, replaced, deleted):
             await build_and_adopt(conn, collection.id)
         first = await index_names(conn, replaced.id)
@@ -61,8 +67,14 @@ async def test_rows_written_after_the_build_are_found_through_the_exact_tail(poo
         await build_and_adopt(conn, collection.id)
         target = np.full(DIMS, 9.0, np.float32)
         # A new row, and an indexed row overwritten: both now live only in the tail.
-        await vectors.upsert(conn, collection.id, institution.id, ["new", "v000007"],
-                             [Vector(target), Vector(target + 0.01)], ['{"t": 1}', '{"t": 2}'])
+        await vectors.upsert(
+            conn,
+            collection.id,
+            institution.id,
+            ["new", "v000007"],
+            [Vector(target), Vector(target + 0.01)],
+            ['{"t": 1}', '{"t": 2}'],
+        )
         collection = await collections.get(conn, institution.id, collection.name)
         assert collection.writes_since_index == 2 and hnsw.uses_index(collection) and not hnsw.wants_index(collection)
         result = await vector_search.search(conn, collection, target, 5)

@@ -1,5 +1,6 @@
 """Hostile input through the real app: each case once answered 500, a stored row that could never be
 read back, or an error naming a Python class. Each now gets a clear 4xx and leaves nothing behind."""
+
 from __future__ import annotations
 
 import base64
@@ -12,7 +13,7 @@ import pytest
 
 from api.schemas.common import MAX_METADATA_DEPTH
 from tests.test_collections_api import assert_problem, create, upsert
-from tests.test_genomics_api import build, dataset, new_project
+from tests.test_genomics_api import dataset, new_project
 
 CLASS_NAME = re.compile(r"\b\w*(Error|Exception)\b|Traceback|JSONDecode")
 
@@ -36,11 +37,15 @@ async def test_a_lone_surrogate_in_a_gene_name_is_422_and_nothing_is_stored(clie
     genes, matrix, cells = dataset(per_type=4)
     genes[3] = "CD3\ud800"
     pid = new_project()
-    body = json.dumps({"project_id": pid, "gene_names": genes, "expression_matrix": matrix, "mode": "cell",
-                       "target_dimensions": 2}).encode("utf-8", "surrogatepass")  # JSON \ud800 escapes, not raw
+    body = json.dumps(
+        {"project_id": pid, "gene_names": genes, "expression_matrix": matrix, "mode": "cell", "target_dimensions": 2}
+    ).encode("utf-8", "surrogatepass")  # JSON \ud800 escapes, not raw
     body = json.dumps(json.loads(body))  # the wire form: "\\ud800"
-    response = await client.post("/api/v1/genomics/vectors/build", headers={**institution.headers,
-                                 "Content-Type": "application/json"}, content=body)
+    response = await client.post(
+        "/api/v1/genomics/vectors/build",
+        headers={**institution.headers, "Content-Type": "application/json"},
+        content=body,
+    )
     assert_problem(response, 422, "/gene_names/3")
     no_class_names(response)
     missing = await client.get(f"/api/v1/genomics/projects/{pid}", headers=institution.headers)
@@ -62,8 +67,11 @@ async def test_metadata_nested_too_deep_is_refused_at_write_time(client, institu
     # Regression: metadata ~900 levels deep was stored (200) and then every GET and search answered 500.
     name = await create(client, institution, dimensions=2)
     metadata = '{"k":' * depth + "1" + "}" * depth  # written by hand: json.dumps itself recurses too deep
-    response = await client.post(f"/api/v1/collections/{name}/vectors", headers=institution.headers,
-                                 content='{"items": [{"id": "a", "vector": [1, 0], "metadata": %s}]}' % metadata)
+    response = await client.post(
+        f"/api/v1/collections/{name}/vectors",
+        headers=institution.headers,
+        content='{"items": [{"id": "a", "vector": [1, 0], "metadata": %s}]}' % metadata,
+    )
     if depth < 950:
         body = assert_problem(response, 422)
         assert body["errors"][0]["pointer"].startswith("/items/0/metadata/k")
@@ -77,11 +85,14 @@ async def test_metadata_nested_too_deep_is_refused_at_write_time(client, institu
 async def test_metadata_at_the_nesting_limit_is_stored_and_read_back(client, institution):
     name = await create(client, institution, dimensions=2)
     deep = nested(MAX_METADATA_DEPTH - 1)
-    assert (await upsert(client, institution, name, [{"id": "a", "vector": [1, 0], "metadata": deep}])).status_code == 200
+    assert (
+        await upsert(client, institution, name, [{"id": "a", "vector": [1, 0], "metadata": deep}])
+    ).status_code == 200
     got = await client.get(f"/api/v1/collections/{name}/vectors/a", headers=institution.headers)
     assert got.status_code == 200 and got.json()["metadata"] == deep
-    hits = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                             json={"vector": [1, 0], "top_k": 1})
+    hits = await client.post(
+        f"/api/v1/collections/{name}/search", headers=institution.headers, json={"vector": [1, 0], "top_k": 1}
+    )
     assert hits.status_code == 200 and hits.json()["hits"][0]["metadata"] == deep
 
 
@@ -89,9 +100,18 @@ async def test_cell_metadata_nested_too_deep_is_refused(client, institution):
     genes, matrix, cells = dataset(per_type=4)
     cells[2] = {**cells[2], "extra": nested(900)}
     pid = new_project()
-    response = await client.post("/api/v1/genomics/vectors/build", headers=institution.headers, json={
-        "project_id": pid, "gene_names": genes, "expression_matrix": matrix, "cell_metadata": cells,
-        "mode": "cell", "target_dimensions": 2})
+    response = await client.post(
+        "/api/v1/genomics/vectors/build",
+        headers=institution.headers,
+        json={
+            "project_id": pid,
+            "gene_names": genes,
+            "expression_matrix": matrix,
+            "cell_metadata": cells,
+            "mode": "cell",
+            "target_dimensions": 2,
+        },
+    )
     body = assert_problem(response, 422)
     assert body["errors"][0]["pointer"].startswith("/cell_metadata/2/extra")
     assert (await client.get(f"/api/v1/genomics/projects/{pid}", headers=institution.headers)).status_code == 404
@@ -99,16 +119,22 @@ async def test_cell_metadata_nested_too_deep_is_refused(client, institution):
 
 async def test_a_filter_is_one_level_of_scalars(client, institution):
     name = await create(client, institution, dimensions=2)
-    response = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                                 json={"vector": [1, 0], "top_k": 1, "filter": {"k": nested(900)}})
+    response = await client.post(
+        f"/api/v1/collections/{name}/search",
+        headers=institution.headers,
+        json={"vector": [1, 0], "top_k": 1, "filter": {"k": nested(900)}},
+    )
     assert_problem(response, 422, "/filter/k")
 
 
-@pytest.mark.parametrize("template, pointer", [
-    ('{{"vector": [1, 0], "top_k": {n}}}', "/top_k"),
-    ('{{"vector": [{n}, 0], "top_k": 1}}', "/vector/0"),
-    ('{{"vector": [1, 0], "top_k": 1, "filter": {{"k": {n}}}}}', "/filter/k"),
-])
+@pytest.mark.parametrize(
+    "template, pointer",
+    [
+        ('{{"vector": [1, 0], "top_k": {n}}}', "/top_k"),
+        ('{{"vector": [{n}, 0], "top_k": 1}}', "/vector/0"),
+        ('{{"vector": [1, 0], "top_k": 1, "filter": {{"k": {n}}}}}', "/filter/k"),
+    ],
+)
 async def test_an_integer_with_thousands_of_digits_is_422_naming_the_field(client, institution, template, pointer):
     # Regression: json.loads refused it with "ValueError" and the answer was a 400 naming nothing.
     name = await create(client, institution, dimensions=2)
@@ -130,27 +156,39 @@ async def test_an_upsert_with_a_huge_integer_in_metadata_stores_nothing(client, 
 async def test_a_compressed_body_is_415(client, institution, encoding, compress):
     # Regression: gzip/deflate bodies were answered 400 "not valid JSON".
     raw = json.dumps({"name": "zipped", "dimensions": 2, "metric": "l2"}).encode()
-    response = await client.post("/api/v1/collections", headers={**institution.headers, "Content-Encoding": encoding,
-                                 "Content-Type": "application/json"}, content=compress(raw))
+    response = await client.post(
+        "/api/v1/collections",
+        headers={**institution.headers, "Content-Encoding": encoding, "Content-Type": "application/json"},
+        content=compress(raw),
+    )
     body = assert_problem(response, 415)
     assert encoding in body["detail"]
     assert (await client.get("/api/v1/collections/zipped", headers=institution.headers)).status_code == 404
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
-                                          "application/xml"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/xml"]
+)
 async def test_a_json_endpoint_given_another_media_type_is_415(client, institution, content_type):
     name = await create(client, institution, dimensions=2)
-    for path in ("/api/v1/collections", f"/api/v1/collections/{name}/vectors", f"/api/v1/collections/{name}/search",
-                 "/api/v1/genomics/compress", "/api/v1/genomics/vectors/build", "/api/v1/genomics/query/encode",
-                 "/api/v1/genomics/vectors/search"):
-        response = await client.post(path, headers={**institution.headers, "Content-Type": content_type},
-                                     content=b'{"x": 1}')
+    for path in (
+        "/api/v1/collections",
+        f"/api/v1/collections/{name}/vectors",
+        f"/api/v1/collections/{name}/search",
+        "/api/v1/genomics/compress",
+        "/api/v1/genomics/vectors/build",
+        "/api/v1/genomics/query/encode",
+        "/api/v1/genomics/vectors/search",
+    ):
+        response = await client.post(
+            path, headers={**institution.headers, "Content-Type": content_type}, content=b'{"x": 1}'
+        )
         assert_problem(response, 415)
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
-                                          "application/merge-patch+json", None])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/merge-patch+json", None]
+)
 async def test_json_media_types_and_a_missing_type_are_accepted(client, institution, content_type):
     headers = dict(institution.headers)
     if content_type:

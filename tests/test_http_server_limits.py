@@ -3,6 +3,7 @@
 These go through uvicorn's protocol layer, which the in-process ASGI client never touches, so the
 service runs as `python app.py serve` and the odd requests are written on raw sockets.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -93,8 +94,10 @@ async def test_ordinary_heads_work_and_the_limit_counts_per_request(service):
             status, _, _ = await asyncio.wait_for(read_response(reader), 5)
             assert status == 200
         # Pipelined: a small request, then an oversized head in the same write: 200, then 431.
-        writer.write(f"GET {LIVE} HTTP/1.1\r\nHost: test\r\n\r\n".encode()
-                     + f"GET {LIVE} HTTP/1.1\r\nHost: test\r\nCookie: {'c' * 2 * MAX_HEADER_BYTES}\r\n\r\n".encode())
+        writer.write(
+            f"GET {LIVE} HTTP/1.1\r\nHost: test\r\n\r\n".encode()
+            + f"GET {LIVE} HTTP/1.1\r\nHost: test\r\nCookie: {'c' * 2 * MAX_HEADER_BYTES}\r\n\r\n".encode()
+        )
         first, _, _ = await asyncio.wait_for(read_response(reader), 5)
         second, _, _ = await asyncio.wait_for(read_response(reader), 5)
         assert (first, second) == (200, 431)
@@ -102,14 +105,18 @@ async def test_ordinary_heads_work_and_the_limit_counts_per_request(service):
         writer.close()
 
 
-@pytest.mark.parametrize("request_bytes", [
-    f"GET {LIVE} HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    f"GET {LIVE} HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
-    "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
-    f"CONNECT {LIVE} HTTP/1.1\r\nHost: test\r\n\r\n",
-    "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-], ids=["websocket", "h2c", "connect-path", "connect-authority"])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        f"GET {LIVE} HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        f"GET {LIVE} HTTP/1.1\r\nHost: test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        f"CONNECT {LIVE} HTTP/1.1\r\nHost: test\r\n\r\n",
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    ],
+    ids=["websocket", "h2c", "connect-path", "connect-authority"],
+)
 async def test_upgrade_and_connect_get_a_plain_http_answer_without_the_websocket_warning(service, request_bytes):
     reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
     try:

@@ -1,4 +1,5 @@
 """Pure-maths tests for genomics.kmeans: seeded determinism, recovered blobs, caps, the default count."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from genomics.kmeans import cluster, default_cluster_count
 
 # --- clustering -------------------------------------------------------------------------------
+
 
 def blobs(seed=0):
     rng = np.random.default_rng(seed)
@@ -29,7 +31,7 @@ def test_kmeans_recovers_three_separated_blobs(seed):
     labels, centroids = cluster(x, 3, seed=seed)
     assert centroids.shape == (3, 3)
     # Same partition up to renaming: each true blob maps to exactly one label and vice versa.
-    pairs = set(zip(truth.tolist(), labels.tolist()))
+    pairs = set(zip(truth.tolist(), labels.tolist(), strict=True))
     assert len(pairs) == 3 and len({p[1] for p in pairs}) == 3
     for label in range(3):
         np.testing.assert_allclose(centroids[label], x[labels == label].mean(axis=0))

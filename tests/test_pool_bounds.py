@@ -1,4 +1,5 @@
 """Every wait on the database is bounded: a saturated pool answers 503, a slow statement times out."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +42,9 @@ async def test_a_saturated_pool_gives_503_within_the_acquire_timeout(settings, i
 
 
 async def test_lend_raises_database_unavailable_when_no_connection_frees_up(settings):
-    pool = await create_pool(settings.database_url, **dataclasses.replace(settings, pool_min=1, pool_max=1).pool_options())
+    pool = await create_pool(
+        settings.database_url, **dataclasses.replace(settings, pool_min=1, pool_max=1).pool_options()
+    )
     try:
         async with pool.acquire():
             with pytest.raises(DatabaseUnavailable):
@@ -52,8 +55,10 @@ async def test_lend_raises_database_unavailable_when_no_connection_frees_up(sett
 
 
 async def test_a_statement_over_the_command_timeout_is_cut_off_and_the_connection_reused(settings):
-    pool = await create_pool(settings.database_url,
-                             **dataclasses.replace(settings, pool_min=1, pool_max=1, command_timeout=0.2).pool_options())
+    pool = await create_pool(
+        settings.database_url,
+        **dataclasses.replace(settings, pool_min=1, pool_max=1, command_timeout=0.2).pool_options(),
+    )
     try:
         with pytest.raises(asyncio.TimeoutError):
             await pool.fetchval("SELECT pg_sleep(5)")

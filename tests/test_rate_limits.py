@@ -1,9 +1,10 @@
 """Hourly quotas: exact across instances, headers on every authenticated response, 429 audited."""
+
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -17,20 +18,25 @@ async def test_two_instances_and_many_clients_admit_exactly_the_limit(settings, 
 
     limit, attempts = 37, 120
     for _ in range(2):  # a run that straddles the top of the hour is repeated once
-        hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         inst = await make_institution(pool, hourly_limit=limit)
         small = dataclasses.replace(settings, pool_max=4)
-        async with LifespanManager(create_app(small), startup_timeout=60) as one, \
-                LifespanManager(create_app(small), startup_timeout=60) as two:
-            clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=m.app, client=TEST_CLIENT),
-                                         base_url="http://t") for m in (one, two)]
+        async with (
+            LifespanManager(create_app(small), startup_timeout=60) as one,
+            LifespanManager(create_app(small), startup_timeout=60) as two,
+        ):
+            clients = [
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=m.app, client=TEST_CLIENT), base_url="http://t")
+                for m in (one, two)
+            ]
             try:
-                responses = await asyncio.gather(*(clients[i % 2].get("/api/v1/usage", headers=inst.headers)
-                                                   for i in range(attempts)))
+                responses = await asyncio.gather(
+                    *(clients[i % 2].get("/api/v1/usage", headers=inst.headers) for i in range(attempts))
+                )
             finally:
                 for c in clients:
                     await c.aclose()
-        if datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) == hour:
+        if datetime.now(UTC).replace(minute=0, second=0, microsecond=0) == hour:
             break
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == limit
@@ -44,7 +50,7 @@ async def test_every_authenticated_response_carries_both_header_families(client,
     h = response.headers
     assert h["x-ratelimit-limit"] == str(institution.hourly_limit)
     assert h["x-ratelimit-remaining"] == str(institution.hourly_limit - 1)
-    assert int(h["x-ratelimit-reset"]) == int(window_end(datetime.now(timezone.utc)).timestamp())
+    assert int(h["x-ratelimit-reset"]) == int(window_end(datetime.now(UTC)).timestamp())
     assert h["ratelimit-policy"] == f'"hourly";q={institution.hourly_limit};w=3600'
     assert h["ratelimit"].startswith(f'"hourly";r={institution.hourly_limit - 1};t=')
     # Also on an error answered behind authentication.
@@ -73,5 +79,12 @@ async def test_usage_reports_the_window(client, pool):
         await client.get("/api/v1/usage", headers=inst.headers)
     body = (await client.get("/api/v1/usage", headers=inst.headers)).json()
     body["reset_at"] = datetime.fromisoformat(body["reset_at"])  # ISO 8601 (UTC written as Z)
-    assert body == {"institution": inst.slug, "tier": "nonprofit", "window": "hourly", "limit": 50, "used": 4,
-                    "remaining": 46, "reset_at": window_end(datetime.now(timezone.utc))}
+    assert body == {
+        "institution": inst.slug,
+        "tier": "nonprofit",
+        "window": "hourly",
+        "limit": 50,
+        "used": 4,
+        "remaining": 46,
+        "reset_at": window_end(datetime.now(UTC)),
+    }

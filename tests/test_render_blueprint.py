@@ -1,4 +1,5 @@
 """render.yaml holds what a Render deploy of this service needs, and the README documents every setting."""
+
 from __future__ import annotations
 
 import re
@@ -46,6 +47,17 @@ def test_the_readme_documents_every_setting_and_command():
     readme = (ROOT / "README.md").read_text()
     for spec in ENV:
         assert f"`{spec.name}`" in readme, spec.name
-    for command in ("serve", "migrate", "institution add", "institution list", "institution disable",
-                    "token issue", "token list", "token revoke", "purge", "make run", "make test"):
+    for command in (
+        "serve",
+        "migrate",
+        "institution add",
+        "institution list",
+        "institution disable",
+        "token issue",
+        "token list",
+        "token revoke",
+        "purge",
+        "make run",
+        "make test",
+    ):
         assert command in readme, command

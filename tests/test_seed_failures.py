@@ -1,11 +1,12 @@
 """One regression test per failure in the incident report of the FastAPI + SQLAlchemy version (shared/seed)."""
+
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import pkgutil
-import importlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -71,8 +72,10 @@ def test_seed_3_render_python_version_is_a_full_semantic_version():
 async def test_seed_4_ddl_goes_through_execute_and_fetch_is_never_used_for_commands(pool, tmp_path):
     # Used to break: "This result object does not return rows" (fetchall() on CREATE EXTENSION).
     ddl = tmp_path / "create_seed4_table.sql"
-    ddl.write_text("-- name: create_seed4_table\n-- returns: nothing\n-- A DDL command.\n"
-                   "CREATE TABLE IF NOT EXISTS seed4_probe (n int)\n")
+    ddl.write_text(
+        "-- name: create_seed4_table\n-- returns: nothing\n-- A DDL command.\n"
+        "CREATE TABLE IF NOT EXISTS seed4_probe (n int)\n"
+    )
     statement = sql.parse(ddl)
     async with lend(pool, 2.0) as conn:
         status = await sql.execute(conn, statement)
@@ -109,12 +112,22 @@ def test_seed_5_database_functions_take_the_connection_explicitly():
 
 async def test_seed_6_the_audit_insert_matches_the_real_table(pool):
     # Used to break: "'endpoint' is an invalid keyword argument for AuditLog".
-    columns = {r["column_name"] for r in await pool.fetch(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'audit_logs'")}
+    columns = {
+        r["column_name"]
+        for r in await pool.fetch("SELECT column_name FROM information_schema.columns WHERE table_name = 'audit_logs'")
+    }
     assert set(COLUMNS) <= columns
-    row = AuditRow(occurred_at=datetime.now(timezone.utc), institution="seed6", action="GET /seed6",
-                   trace_id="seed6-trace", resource_type="http_request", resource_id="/seed6",
-                   ip_address="198.51.100.7", user_agent="pytest", metadata={"method": "GET", "status_code": 200})
+    row = AuditRow(
+        occurred_at=datetime.now(UTC),
+        institution="seed6",
+        action="GET /seed6",
+        trace_id="seed6-trace",
+        resource_type="http_request",
+        resource_id="/seed6",
+        ip_address="198.51.100.7",
+        user_agent="pytest",
+        metadata={"method": "GET", "status_code": 200},
+    )
     async with lend(pool, 2.0) as conn:
         await insert_rows(conn, [row])
     stored = await pool.fetchrow("SELECT * FROM audit_logs WHERE trace_id = 'seed6-trace'")

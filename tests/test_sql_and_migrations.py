@@ -1,4 +1,5 @@
 """Every SQL file is valid against the migrated schema; migrations apply, roll back fully, and re-apply."""
+
 from __future__ import annotations
 
 import asyncpg
@@ -20,12 +21,15 @@ def test_a_statement_name_that_does_not_exist_fails_at_lookup():
         sql.statement("no_such_statement")
 
 
-@pytest.mark.parametrize("header, problem", [
-    ("-- name: other\n-- returns: rows\n-- purpose\nSELECT 1", "must match the file name"),
-    ("-- name: bad\n-- returns: many\n-- purpose\nSELECT 1", "returns"),
-    ("-- name: bad\n-- returns: rows\nSELECT 1", "what the statement is for"),
-    ("-- name: bad\n-- returns: rows\n-- purpose\n", "no SQL"),
-])
+@pytest.mark.parametrize(
+    "header, problem",
+    [
+        ("-- name: other\n-- returns: rows\n-- purpose\nSELECT 1", "must match the file name"),
+        ("-- name: bad\n-- returns: many\n-- purpose\nSELECT 1", "returns"),
+        ("-- name: bad\n-- returns: rows\nSELECT 1", "what the statement is for"),
+        ("-- name: bad\n-- returns: rows\n-- purpose\n", "no SQL"),
+    ],
+)
 def test_a_malformed_sql_file_is_refused_when_loaded(tmp_path, header, problem):
     path = tmp_path / "bad.sql"
     path.write_text(header)
@@ -45,7 +49,9 @@ def test_every_migration_has_a_rollback_and_says_what_it_does():
 async def _tables(url: str) -> set[str]:
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%'")
+        rows = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%'"
+        )
         ext = await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
     finally:
         await conn.close()

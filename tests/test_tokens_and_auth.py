@@ -1,4 +1,5 @@
 """Tokens (format, checksum, hashing) and Bearer authentication through the real app."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,14 +23,17 @@ def test_an_issued_token_has_the_typed_prefix_enough_randomness_and_a_checksum()
     assert tokens.issue().plaintext != issued.plaintext
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # checksum typo
-    lambda t: t[:10] + ("x" if t[10] != "x" else "y") + t[11:],  # body typo
-    lambda t: t.replace("donr_", "ghp_"),
-    lambda t: t[:-7],
-    lambda t: "",
-    lambda t: t + "=",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # checksum typo
+        lambda t: t[:10] + ("x" if t[10] != "x" else "y") + t[11:],  # body typo
+        lambda t: t.replace("donr_", "ghp_"),
+        lambda t: t[:-7],
+        lambda t: "",
+        lambda t: t + "=",
+    ],
+)
 def test_a_mistyped_token_is_rejected_without_a_database(mangle):
     assert not tokens.well_formed(mangle(tokens.issue().plaintext))
 
@@ -47,22 +51,29 @@ def test_the_token_cache_is_bounded_in_size_and_time():
 
 
 async def test_the_database_holds_only_the_hash(pool, institution):
-    stored = await pool.fetchrow("SELECT prefix, token_sha256 FROM api_tokens WHERE institution_id = $1", institution.id)
+    stored = await pool.fetchrow(
+        "SELECT prefix, token_sha256 FROM api_tokens WHERE institution_id = $1", institution.id
+    )
     assert bytes(stored["token_sha256"]) == tokens.digest(institution.token)
     assert stored["prefix"] == tokens.public_prefix(institution.token)
     found = await pool.fetchval(
         "SELECT count(*) FROM api_tokens t JOIN institutions i ON i.id = t.institution_id "
-        "WHERE t::text LIKE '%' || $1 || '%' OR i::text LIKE '%' || $1 || '%'", institution.token[5:])
+        "WHERE t::text LIKE '%' || $1 || '%' OR i::text LIKE '%' || $1 || '%'",
+        institution.token[5:],
+    )
     assert found == 0
 
 
-@pytest.mark.parametrize("headers, reason", [
-    ({}, "missing"),
-    ({"Authorization": "Bearer"}, "malformed"),
-    ({"Authorization": "Basic dXNlcjpwYXNz"}, "malformed"),
-    ({"Authorization": "Bearer donr_short_ABCDEF"}, "malformed"),
-    ({"Authorization": f"Bearer {tokens.issue().plaintext}"}, "unknown"),
-])
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        ({}, "missing"),
+        ({"Authorization": "Bearer"}, "malformed"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "malformed"),
+        ({"Authorization": "Bearer donr_short_ABCDEF"}, "malformed"),
+        ({"Authorization": f"Bearer {tokens.issue().plaintext}"}, "unknown"),
+    ],
+)
 async def test_every_authentication_failure_gets_the_same_401(client, pool, trace_id, headers, reason):
     response = await client.get("/api/v1/usage", headers={**headers, "X-Request-ID": trace_id})
     assert response.status_code == 401
@@ -98,7 +109,9 @@ async def test_a_disabled_institution_gets_403(client, pool, trace_id):
     assert response.status_code == 403 and response.headers["content-type"] == "application/problem+json"
 
 
-async def test_the_audit_row_names_the_institution_and_token_never_the_token_itself(client, pool, institution, trace_id, caplog):
+async def test_the_audit_row_names_the_institution_and_token_never_the_token_itself(
+    client, pool, institution, trace_id, caplog
+):
     with caplog.at_level(logging.DEBUG):
         response = await client.get("/api/v1/usage", headers={**institution.headers, "X-Request-ID": trace_id})
     assert response.status_code == 200
@@ -106,8 +119,10 @@ async def test_the_audit_row_names_the_institution_and_token_never_the_token_its
     assert row["institution"] == institution.slug
     assert row["metadata"]["token_prefix"] == tokens.public_prefix(institution.token)
     assert isinstance(row["metadata"]["token_id"], int)
-    body = institution.token[len("donr_"):]
-    assert await pool.fetchval("SELECT count(*) FROM audit_logs WHERE audit_logs::text LIKE '%' || $1 || '%'", body) == 0
+    body = institution.token[len("donr_") :]
+    assert (
+        await pool.fetchval("SELECT count(*) FROM audit_logs WHERE audit_logs::text LIKE '%' || $1 || '%'", body) == 0
+    )
     assert body not in caplog.text
 
 

@@ -1,4 +1,5 @@
 """Vectors at the edges of what pgvector can compare, through the collections API."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,17 +40,23 @@ def _tolerance(metric: str, a: np.ndarray, b: np.ndarray) -> float:
 
 def _extreme_vectors(metric: str) -> dict[str, list[float]]:
     alternating = [BOUND if i % 2 == 0 else -BOUND for i in range(MAX_DIMS)]
-    vectors = {"plus": [BOUND] * MAX_DIMS, "minus": [-BOUND] * MAX_DIMS, "alternating": alternating,
-               "one-big": [BOUND] + [0.0] * (MAX_DIMS - 1)}
+    vectors = {
+        "plus": [BOUND] * MAX_DIMS,
+        "minus": [-BOUND] * MAX_DIMS,
+        "alternating": alternating,
+        "one-big": [BOUND] + [0.0] * (MAX_DIMS - 1),
+    }
     if metric == "cosine":
         tiny = _smallest_at_least(1e-15)
         spread = _smallest_at_least(1e-15 / np.sqrt(MAX_DIMS))
         while np.linalg.norm(np.full(MAX_DIMS, spread, dtype=np.float64)) < 1e-15:
             spread = float(np.nextafter(np.float32(spread), np.float32(np.inf)))
-        vectors |= {"tiny-axis": [tiny] + [0.0] * (MAX_DIMS - 1),
-                    "tiny-diagonal": [0.0, tiny] + [0.0] * (MAX_DIMS - 2),
-                    "tiny-spread": [spread if i % 3 else -spread for i in range(MAX_DIMS)],
-                    "tiny-and-big-mixed": [tiny, BOUND] + [0.0] * (MAX_DIMS - 2)}
+        vectors |= {
+            "tiny-axis": [tiny] + [0.0] * (MAX_DIMS - 1),
+            "tiny-diagonal": [0.0, tiny] + [0.0] * (MAX_DIMS - 2),
+            "tiny-spread": [spread if i % 3 else -spread for i in range(MAX_DIMS)],
+            "tiny-and-big-mixed": [tiny, BOUND] + [0.0] * (MAX_DIMS - 2),
+        }
     else:
         vectors["zero"] = [0.0] * MAX_DIMS
     return vectors
@@ -63,16 +70,23 @@ async def test_extreme_but_allowed_vectors_give_finite_correct_distances(client,
     assert response.status_code == 200, response.text
     stored = {k: np.asarray(v, dtype=np.float32) for k, v in vectors.items()}
     for query_id, query in stored.items():
-        response = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                                     json={"vector": query.tolist(), "top_k": len(stored)})
+        response = await client.post(
+            f"/api/v1/collections/{name}/search",
+            headers=institution.headers,
+            json={"vector": query.tolist(), "top_k": len(stored)},
+        )
         assert response.status_code == 200, (query_id, response.text)
         hits = response.json()["hits"]
         assert len(hits) == len(stored)
         for hit in hits:
             expected = _reference(metric, query, stored[hit["id"]])
             assert np.isfinite(hit["distance"]), (query_id, hit)
-            assert abs(hit["distance"] - expected) <= _tolerance(metric, query, stored[hit["id"]]), \
-                (query_id, hit["id"], hit["distance"], expected)
+            assert abs(hit["distance"] - expected) <= _tolerance(metric, query, stored[hit["id"]]), (
+                query_id,
+                hit["id"],
+                hit["distance"],
+                expected,
+            )
     # What was stored comes back exactly (as float32 values).
     for vector_id in ("plus", "alternating"):
         got = await client.get(f"/api/v1/collections/{name}/vectors/{vector_id}", headers=institution.headers)
@@ -80,25 +94,30 @@ async def test_extreme_but_allowed_vectors_give_finite_correct_distances(client,
         assert np.array_equal(np.asarray(got.json()["vector"], dtype=np.float32), stored[vector_id])
 
 
-@pytest.mark.parametrize("metric, vector, where", [
-    ("l2", [1e20] * 4, "/0"),
-    ("l2", [1, 2, 3, 1.0001e15], "/3"),
-    ("inner_product", [3e38, 3e38, 0, 0], "/0"),
-    ("cosine", [3.4e38] * 3 + [1], "/0"),
-    ("cosine", [1, 1e20, 0, 0], "/1"),
-    ("cosine", [1e-23, 0, 0, 0], ""),
-    ("cosine", [1e-16, 1e-16, 1e-16, 1e-16], ""),
-    ("cosine", [1e-46, 0, 0, 0], ""),  # rounds to 0 as float32
-])
+@pytest.mark.parametrize(
+    "metric, vector, where",
+    [
+        ("l2", [1e20] * 4, "/0"),
+        ("l2", [1, 2, 3, 1.0001e15], "/3"),
+        ("inner_product", [3e38, 3e38, 0, 0], "/0"),
+        ("cosine", [3.4e38] * 3 + [1], "/0"),
+        ("cosine", [1, 1e20, 0, 0], "/1"),
+        ("cosine", [1e-23, 0, 0, 0], ""),
+        ("cosine", [1e-16, 1e-16, 1e-16, 1e-16], ""),
+        ("cosine", [1e-46, 0, 0, 0], ""),  # rounds to 0 as float32
+    ],
+)
 async def test_vectors_whose_distances_pgvector_cannot_compute_are_422(client, institution, metric, vector, where):
     name = await create(client, institution, metric=metric)
     assert (await upsert(client, institution, name, [{"id": "ok", "vector": [1, 2, 3, 4]}])).status_code == 200
-    refused = await upsert(client, institution, name, [{"id": "ok2", "vector": [1, 0, 0, 0]},
-                                                       {"id": "bad", "vector": vector}])
+    refused = await upsert(
+        client, institution, name, [{"id": "ok2", "vector": [1, 0, 0, 0]}, {"id": "bad", "vector": vector}]
+    )
     detail = assert_problem(refused, 422, "/items/1/vector" + where)["errors"][0]["detail"]
     assert "float32" not in detail and "ndarray" not in detail  # plain English, no Python or NumPy names
-    search = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                               json={"vector": vector, "top_k": 5})
+    search = await client.post(
+        f"/api/v1/collections/{name}/search", headers=institution.headers, json={"vector": vector, "top_k": 5}
+    )
     assert_problem(search, 422, "/vector" + where)
     assert (await client.get(f"/api/v1/collections/{name}", headers=institution.headers)).json()["vector_count"] == 1
 
@@ -110,8 +129,11 @@ async def test_max_distance_at_the_ends_of_the_float_range(client, institution, 
     assert (await upsert(client, institution, name, items)).status_code == 200
     found = {}
     for max_distance in (1.7976931348623157e308, 1e300, 5e-324, 0.0, -5e-324, -1e300, -1.7976931348623157e308):
-        response = await client.post(f"/api/v1/collections/{name}/search", headers=institution.headers,
-                                     json={"vector": [1, 0, 0, 0], "top_k": 5, "max_distance": max_distance})
+        response = await client.post(
+            f"/api/v1/collections/{name}/search",
+            headers=institution.headers,
+            json={"vector": [1, 0, 0, 0], "top_k": 5, "max_distance": max_distance},
+        )
         assert response.status_code == 200, (max_distance, response.text)
         found[max_distance] = [h["id"] for h in response.json()["hits"]]
     assert sorted(found[1.7976931348623157e308]) == ["a", "b"] and found[-1.7976931348623157e308] == []

@@ -1,4 +1,5 @@
 """Group commit of audit rows: concurrent requests share one INSERT round trip; each waits for its own row."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,7 +39,7 @@ class AuditWriter:
 
     async def _flush_all(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max:]
+            batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max :]
             await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[tuple[AuditRow, asyncio.Future]]) -> None:

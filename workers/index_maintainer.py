@@ -5,6 +5,7 @@ One IndexMaintainer per app (per pool); its work runs in a single task that exis
 there is work. Across processes, a session advisory lock serialises all index DDL (two concurrent
 builds on one table would queue on its lock anyway).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -129,9 +130,15 @@ class IndexMaintainer:
             if built is None:
                 continue
             seq, ef_search, recall = built
-            log.info("built the HNSW index of collection %d up to seq %d in %.1fs: recall@10 %.3f at ef_search %s%s",
-                     collection_id, seq, time.perf_counter() - started, recall, ef_search,
-                     "" if ef_search else " (below target: searched exactly)")
+            log.info(
+                "built the HNSW index of collection %d up to seq %d in %.1fs: recall@10 %.3f at ef_search %s%s",
+                collection_id,
+                seq,
+                time.perf_counter() - started,
+                recall,
+                ef_search,
+                "" if ef_search else " (below target: searched exactly)",
+            )
             self._sweep = True  # the index it replaces, if any
 
     def _give_up_for_now(self) -> None:

@@ -1,4 +1,5 @@
 """GET /api/v1/audit: the caller's own audit trail, newest first, filtered, keyset-paginated or streamed as JSONL."""
+
 from __future__ import annotations
 
 import json
@@ -26,15 +27,19 @@ async def audit(request: Request) -> Response:
     cursor = decode_cursor(query.cursor) if query.cursor is not None else None
     pool, timeout = request.state.pool, request.state.settings.acquire_timeout
     if query.format == "jsonl":
-        return StreamingResponse(_jsonl(pool, timeout, caller.slug, query.filters()),
-                                 media_type="application/x-ndjson")
+        return StreamingResponse(_jsonl(pool, timeout, caller.slug, query.filters()), media_type="application/x-ndjson")
     async with lend(pool, timeout) as conn:
         rows = await audit_trail.page(conn, caller.slug, query.filters(), cursor, query.limit + 1)
     more = len(rows) > query.limit
-    rows = rows[:query.limit]
+    rows = rows[: query.limit]
     last = rows[-1] if more else None
-    return answer(AuditPage, {"items": [dict(r) for r in rows],
-                              "next_cursor": encode_cursor(last["occurred_at"], last["id"]) if last else None})
+    return answer(
+        AuditPage,
+        {
+            "items": [dict(r) for r in rows],
+            "next_cursor": encode_cursor(last["occurred_at"], last["id"]) if last else None,
+        },
+    )
 
 
 async def _jsonl(pool, timeout: float, institution: str, filters: dict):
@@ -44,6 +49,14 @@ async def _jsonl(pool, timeout: float, institution: str, filters: dict):
 
 
 endpoints = [
-    Endpoint("GET", "/api/v1/audit", audit, "Your institution's audit trail", "audit", AuditPage, query=AuditQuery,
-             alternative_media=("application/x-ndjson",)),
+    Endpoint(
+        "GET",
+        "/api/v1/audit",
+        audit,
+        "Your institution's audit trail",
+        "audit",
+        AuditPage,
+        query=AuditQuery,
+        alternative_media=("application/x-ndjson",),
+    ),
 ]

@@ -3,6 +3,7 @@
 Everything is scoped by the caller's institution: another institution's collection is simply
 not found (404), whatever its name.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,14 +19,26 @@ from api.body import check_json_request, parse_json
 from api.caller import caller_of
 from api.endpoint import Endpoint, answer, json_body
 from api.problems import Problem
-from api.schemas.collections import (CollectionCreate, CollectionInfo, CollectionList, Items, SearchRequest,
-                                     SearchResult, StoredVector, UpsertRequest, UpsertResult, is_collection_name,
-                                     is_vector_id, parse_collection_spec, parse_items, parse_search)
+from api.schemas.collections import (
+    CollectionCreate,
+    CollectionInfo,
+    CollectionList,
+    Items,
+    SearchRequest,
+    SearchResult,
+    StoredVector,
+    UpsertRequest,
+    UpsertResult,
+    is_collection_name,
+    is_vector_id,
+    parse_collection_spec,
+    parse_items,
+    parse_search,
+)
 from db import collections as db_collections
 from db import hnsw, vector_search
 from db import vectors as db_vectors
 from db.collections import Collection
-from workers.index_maintainer import IndexMaintainer
 from db.pool import lend
 from workers.index_maintainer import IndexMaintainer
 
@@ -48,12 +61,18 @@ def collection_json(collection: Collection, maintainer: IndexMaintainer) -> dict
         index = "rebuilding" if collection.index_valid else "building"
     else:
         index = "ready" if collection.index_valid else "none"
-    return {"name": collection.name, "dimensions": collection.dimensions, "metric": collection.metric,
-            "vector_count": collection.vector_count, "index": index,
-            "search": "hnsw" if hnsw.uses_index(collection) else "exact",
-            "index_recall_at_10": None if collection.index_recall is None else round(collection.index_recall, 3),
-            "index_ef_search": collection.index_ef_search,
-            "created_at": collection.created_at, "updated_at": collection.updated_at}
+    return {
+        "name": collection.name,
+        "dimensions": collection.dimensions,
+        "metric": collection.metric,
+        "vector_count": collection.vector_count,
+        "index": index,
+        "search": "hnsw" if hnsw.uses_index(collection) else "exact",
+        "index_recall_at_10": None if collection.index_recall is None else round(collection.index_recall, 3),
+        "index_ef_search": collection.index_ef_search,
+        "created_at": collection.created_at,
+        "updated_at": collection.updated_at,
+    }
 
 
 async def find(request: Request, conn: asyncpg.Connection, name: str) -> Collection:
@@ -71,11 +90,17 @@ async def create_collection(request: Request) -> Response:
     spec = parse_collection_spec(await json_body(request))
     async with borrow(request) as conn:
         try:
-            collection = await db_collections.create(conn, caller.institution_id, spec.name, spec.dimensions, spec.metric)
+            collection = await db_collections.create(
+                conn, caller.institution_id, spec.name, spec.dimensions, spec.metric
+            )
         except asyncpg.UniqueViolationError:
             raise Problem(409, f"a collection named {spec.name!r} already exists") from None
-    return answer(CollectionInfo, collection_json(collection, index_maintainer(request)), status=201,
-                  headers={"Location": f"/api/v1/collections/{collection.name}"})
+    return answer(
+        CollectionInfo,
+        collection_json(collection, index_maintainer(request)),
+        status=201,
+        headers={"Location": f"/api/v1/collections/{collection.name}"},
+    )
 
 
 async def list_collections(request: Request) -> Response:
@@ -120,12 +145,21 @@ async def upsert_vectors(request: Request) -> Response:
     body = await request.body()
     items, vectors = await asyncio.to_thread(_items_for_database, body, collection.dimensions, collection.metric)
     async with borrow(request) as conn:
-        result = await db_vectors.upsert(conn, collection.id, caller.institution_id, items.ids, vectors,
-                                         items.metadata_json)
+        result = await db_vectors.upsert(
+            conn, collection.id, caller.institution_id, items.ids, vectors, items.metadata_json
+        )
     if result is None:  # deleted between the look-up and the write: nothing was written
         raise not_found(collection.name)
-    return answer(UpsertResult, {"collection": collection.name, "upserted": result.written, "inserted": result.inserted,
-                                 "updated": result.written - result.inserted, "vector_count": result.vector_count})
+    return answer(
+        UpsertResult,
+        {
+            "collection": collection.name,
+            "upserted": result.written,
+            "inserted": result.inserted,
+            "updated": result.written - result.inserted,
+            "vector_count": result.vector_count,
+        },
+    )
 
 
 def path_vector_id(request: Request, collection: Collection) -> str:
@@ -144,8 +178,15 @@ async def get_vector(request: Request) -> Response:
         row = await db_vectors.get(conn, collection.id, vector_id)
     if row is None:
         raise Problem(404, f"no vector with id {vector_id!r} in collection {collection.name!r}")
-    return answer(StoredVector, {"id": row["id"], "vector": row["embedding"].to_list(), "metadata": row["metadata"],
-                                 "updated_at": row["updated_at"]})
+    return answer(
+        StoredVector,
+        {
+            "id": row["id"],
+            "vector": row["embedding"].to_list(),
+            "metadata": row["metadata"],
+            "updated_at": row["updated_at"],
+        },
+    )
 
 
 async def delete_vector(request: Request) -> Response:
@@ -168,8 +209,13 @@ async def run_search(request: Request, conn: asyncpg.Connection, collection: Col
     elapsed_ms = (time.perf_counter() - started) * 1000
     if hnsw.wants_index(collection):
         index_maintainer(request).want_index(collection.id)
-    return {"hits": result.hits, "collection": collection.name, "metric": collection.metric,
-            "search_ms": round(elapsed_ms, 3), "strategy": result.strategy}
+    return {
+        "hits": result.hits,
+        "collection": collection.name,
+        "metric": collection.metric,
+        "search_ms": round(elapsed_ms, 3),
+        "strategy": result.strategy,
+    }
 
 
 async def search(request: Request) -> Response:
@@ -178,26 +224,80 @@ async def search(request: Request) -> Response:
     async with borrow(request) as conn:
         collection = await find(request, conn, request.path_params["name"])
         query = parse_search(body, collection.dimensions, collection.metric)
-        result = await run_search(request, conn, collection, query=query.vector, top_k=query.top_k,
-                                  metadata_filter=query.metadata_filter, max_distance=query.max_distance,
-                                  ef_search=query.ef_search)
+        result = await run_search(
+            request,
+            conn,
+            collection,
+            query=query.vector,
+            top_k=query.top_k,
+            metadata_filter=query.metadata_filter,
+            max_distance=query.max_distance,
+            ef_search=query.ef_search,
+        )
     return answer(SearchResult, result)
 
 
 endpoints = [
-    Endpoint("POST", "/api/v1/collections", create_collection, "Create a collection", "collections",
-             CollectionInfo, status=201, body=CollectionCreate, errors=(409,), headers=("Location",)),
+    Endpoint(
+        "POST",
+        "/api/v1/collections",
+        create_collection,
+        "Create a collection",
+        "collections",
+        CollectionInfo,
+        status=201,
+        body=CollectionCreate,
+        errors=(409,),
+        headers=("Location",),
+    ),
     Endpoint("GET", "/api/v1/collections", list_collections, "List your collections", "collections", CollectionList),
-    Endpoint("GET", "/api/v1/collections/{name}", get_collection, "A collection and its index", "collections",
-             CollectionInfo),
-    Endpoint("DELETE", "/api/v1/collections/{name}", delete_collection, "Delete a collection and its vectors",
-             "collections", None, status=204),
-    Endpoint("POST", "/api/v1/collections/{name}/vectors", upsert_vectors, "Insert or overwrite vectors, all or nothing",
-             "collections", UpsertResult, body=UpsertRequest),
-    Endpoint("POST", "/api/v1/collections/{name}/search", search, "Nearest vectors to a query", "collections",
-             SearchResult, body=SearchRequest),
-    Endpoint("GET", "/api/v1/collections/{name}/vectors/{vector_id}", get_vector, "One stored vector",
-             "collections", StoredVector, path_params_with_slash=("vector_id",)),
-    Endpoint("DELETE", "/api/v1/collections/{name}/vectors/{vector_id}", delete_vector, "Delete one vector",
-             "collections", None, status=204, path_params_with_slash=("vector_id",)),
+    Endpoint(
+        "GET", "/api/v1/collections/{name}", get_collection, "A collection and its index", "collections", CollectionInfo
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/collections/{name}",
+        delete_collection,
+        "Delete a collection and its vectors",
+        "collections",
+        None,
+        status=204,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/collections/{name}/vectors",
+        upsert_vectors,
+        "Insert or overwrite vectors, all or nothing",
+        "collections",
+        UpsertResult,
+        body=UpsertRequest,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/collections/{name}/search",
+        search,
+        "Nearest vectors to a query",
+        "collections",
+        SearchResult,
+        body=SearchRequest,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/collections/{name}/vectors/{vector_id}",
+        get_vector,
+        "One stored vector",
+        "collections",
+        StoredVector,
+        path_params_with_slash=("vector_id",),
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/collections/{name}/vectors/{vector_id}",
+        delete_vector,
+        "Delete one vector",
+        "collections",
+        None,
+        status=204,
+        path_params_with_slash=("vector_id",),
+    ),
 ]

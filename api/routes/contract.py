@@ -1,4 +1,5 @@
 """GET /openapi.json: the OpenAPI 3.1 document of every endpoint, rendered once at start-up."""
+
 from __future__ import annotations
 
 import json

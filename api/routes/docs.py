@@ -9,6 +9,7 @@ Nothing here needs a token; the page asks for one (Authorize) and sends it as
 `Authorization: Bearer …` on "Try it out" calls, and remembers it across reloads
 (persistAuthorization, kept in the browser's localStorage).
 """
+
 from __future__ import annotations
 
 import html
@@ -37,8 +38,10 @@ ASSETS = {  # name served under /docs/assets/ -> media type; all other names are
 ASSET_CACHE = "public, max-age=86400"
 
 # 'self' only. Swagger UI's stylesheet draws its icons as data: SVGs, hence img-src data:.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -99,8 +102,9 @@ def _root(request: Request) -> str:
 
 async def docs_page(request: Request) -> Response:
     root = _root(request)
-    body = PAGE.format(assets=html.escape(root + ASSET_PREFIX), spec=html.escape(root + SPEC_PATH),
-                       version=html.escape(ASSET_VERSION))
+    body = PAGE.format(
+        assets=html.escape(root + ASSET_PREFIX), spec=html.escape(root + SPEC_PATH), version=html.escape(ASSET_VERSION)
+    )
     return Response(body, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
@@ -120,10 +124,39 @@ async def home(request: Request) -> Response:
 
 
 endpoints = [
-    Endpoint("GET", "/", home, "Redirects to the interactive documentation", "docs", None, status=307, public=True,
-             head=True, headers=("Location",)),
-    Endpoint("GET", "/docs", docs_page, "Interactive documentation (Swagger UI, served offline)", "docs", None,
-             public=True, head=True, media_type="text/html"),
-    Endpoint("GET", ASSET_PREFIX + "{name}", asset, "The documentation page's scripts, styles and icons", "docs",
-             None, public=True, head=True, media_type="text/javascript", alternative_media=("text/css", "image/png")),
+    Endpoint(
+        "GET",
+        "/",
+        home,
+        "Redirects to the interactive documentation",
+        "docs",
+        None,
+        status=307,
+        public=True,
+        head=True,
+        headers=("Location",),
+    ),
+    Endpoint(
+        "GET",
+        "/docs",
+        docs_page,
+        "Interactive documentation (Swagger UI, served offline)",
+        "docs",
+        None,
+        public=True,
+        head=True,
+        media_type="text/html",
+    ),
+    Endpoint(
+        "GET",
+        ASSET_PREFIX + "{name}",
+        asset,
+        "The documentation page's scripts, styles and icons",
+        "docs",
+        None,
+        public=True,
+        head=True,
+        media_type="text/javascript",
+        alternative_media=("text/css", "image/png"),
+    ),
 ]

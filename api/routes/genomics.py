@@ -4,6 +4,7 @@ queries in the project's space, and search the project's cells or clusters.
 Parsing, validation and the maths run in a worker thread (a request can carry tens of megabytes
 of numbers); the event loop only does IO.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,15 +24,28 @@ from api.endpoint import Endpoint, answer, json_body
 from api.problems import InvalidInput, Problem
 from api.routes.collections import borrow, index_maintainer, run_search
 from api.schemas.common import PROJECT_ID_PATTERN
-from api.schemas.genomics import (BuildRequest, BuildResult, CompressRequest, CompressResult, EncodeRequest,
-                                  EncodeResult, Project, ProjectSearchRequest, ProjectSearchResult, parse_build,
-                                  parse_compress, parse_encode, parse_project_search, project_query_vector)
-from genomics.pca import Basis, MarkerError, MatrixError, basis_from, compress, encode_markers
-from genomics.project_vectors import cell_vectors, cluster_vectors
+from api.schemas.genomics import (
+    BuildRequest,
+    BuildResult,
+    CompressRequest,
+    CompressResult,
+    EncodeRequest,
+    EncodeResult,
+    Project,
+    ProjectSearchRequest,
+    ProjectSearchResult,
+    parse_build,
+    parse_compress,
+    parse_encode,
+    parse_project_search,
+    project_query_vector,
+)
 from core.vector_bounds import first_incomparable
 from db import collections as db_collections
 from db import genomics_projects
 from db.genomics_projects import Build
+from genomics.pca import Basis, MarkerError, MatrixError, basis_from, compress, encode_markers
+from genomics.project_vectors import cell_vectors, cluster_vectors
 
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 MAX_BASIS_VALUES = 4_000_000  # components (dimensions × genes) stored with a project: ~80 MB of JSON
@@ -78,22 +92,35 @@ def _prepare_build(body: bytes) -> tuple[Build, dict[str, Any]]:
     compression = _compressed(request.matrix, request.target, request.params, request.seed)
     n_cells, n_genes = request.matrix.shape
     if compression.achieved_dimensions * n_genes > MAX_BASIS_VALUES:
-        raise InvalidInput("/target_dimensions", f"{compression.achieved_dimensions} dimensions × {n_genes} genes "
-                                                 f"is more than the {MAX_BASIS_VALUES} basis values a project keeps")
+        raise InvalidInput(
+            "/target_dimensions",
+            f"{compression.achieved_dimensions} dimensions × {n_genes} genes "
+            f"is more than the {MAX_BASIS_VALUES} basis values a project keeps",
+        )
     basis = basis_from(compression, request.gene_names, np.log1p(request.matrix))
     if request.mode == "cell":
         stored = cell_vectors(compression, request.cells)
     else:
         stored = cluster_vectors(compression, request.cells, request.n_clusters, request.seed)
     if not stored.ids:  # possible only when the expression varies by tiny amounts (e.g. counts of 1e-200)
-        raise InvalidInput("/expression_matrix", "the values vary too little to give any cell a vector with a "
-                                                 "direction: every vector would be too close to zero to store")
+        raise InvalidInput(
+            "/expression_matrix",
+            "the values vary too little to give any cell a vector with a "
+            "direction: every vector would be too close to zero to store",
+        )
     stats = {**compression.stats(), "runtime_ms": _ms(started)}
     build = Build(
-        project_id=request.project_id, mode=request.mode, dimensions=compression.achieved_dimensions,
-        gene_count=n_genes, cell_count=n_cells, basis_json=json.dumps(basis.to_json(), separators=(",", ":")),
-        stats=stats, ids=stored.ids, vectors=[Vector(row) for row in stored.vectors],
-        metadata_json=[json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in stored.metadata])
+        project_id=request.project_id,
+        mode=request.mode,
+        dimensions=compression.achieved_dimensions,
+        gene_count=n_genes,
+        cell_count=n_cells,
+        basis_json=json.dumps(basis.to_json(), separators=(",", ":")),
+        stats=stats,
+        ids=stored.ids,
+        vectors=[Vector(row) for row in stored.vectors],
+        metadata_json=[json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in stored.metadata],
+    )
     summary = {
         "project_id": request.project_id,
         "collection": genomics_projects.collection_name(request.project_id),
@@ -150,8 +177,15 @@ async def encode_query(request: Request) -> Response:
     async with borrow(request) as conn:
         text = await _basis_text(conn, caller.institution_id, query.project_id)
     vector, unknown = await asyncio.to_thread(_encode, text, query.gene_names)
-    return answer(EncodeResult, {"project_id": query.project_id, "query_vector": vector.tolist(),
-                                 "dimensions": len(vector), "unknown_genes": unknown})
+    return answer(
+        EncodeResult,
+        {
+            "project_id": query.project_id,
+            "query_vector": vector.tolist(),
+            "dimensions": len(vector),
+            "unknown_genes": unknown,
+        },
+    )
 
 
 async def search_project(request: Request) -> Response:
@@ -170,11 +204,25 @@ async def search_project(request: Request) -> Response:
         collection = await db_collections.get(conn, caller.institution_id, project["collection"])
         if collection is None:  # deleted since the project was read
             raise no_project(query.project_id)
-        result = await run_search(request, conn, collection, query=vector, top_k=query.top_k,
-                                  metadata_filter=query.filter, max_distance=query.distance_threshold)
-    return answer(ProjectSearchResult, {"project_id": query.project_id, "mode": project["mode"],
-                                        "dimensions": project["dimensions"], **result,
-                                        **({"unknown_genes": unknown} if unknown is not None else {})})
+        result = await run_search(
+            request,
+            conn,
+            collection,
+            query=vector,
+            top_k=query.top_k,
+            metadata_filter=query.filter,
+            max_distance=query.distance_threshold,
+        )
+    return answer(
+        ProjectSearchResult,
+        {
+            "project_id": query.project_id,
+            "mode": project["mode"],
+            "dimensions": project["dimensions"],
+            **result,
+            **({"unknown_genes": unknown} if unknown is not None else {}),
+        },
+    )
 
 
 async def get_project(request: Request) -> Response:
@@ -190,13 +238,43 @@ async def get_project(request: Request) -> Response:
 
 
 endpoints = [
-    Endpoint("POST", "/api/v1/genomics/compress", compress_matrix, "Compress an expression matrix (PCA)", "genomics",
-             CompressResult, body=CompressRequest),
-    Endpoint("POST", "/api/v1/genomics/vectors/build", build_vectors, "Build a project's cell or cluster vectors",
-             "genomics", BuildResult, body=BuildRequest),
-    Endpoint("POST", "/api/v1/genomics/query/encode", encode_query, "A marker-gene query vector in a project's space",
-             "genomics", EncodeResult, body=EncodeRequest, errors=(404,)),
-    Endpoint("POST", "/api/v1/genomics/vectors/search", search_project, "Search a project's cells or clusters",
-             "genomics", ProjectSearchResult, body=ProjectSearchRequest, errors=(404,)),
+    Endpoint(
+        "POST",
+        "/api/v1/genomics/compress",
+        compress_matrix,
+        "Compress an expression matrix (PCA)",
+        "genomics",
+        CompressResult,
+        body=CompressRequest,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/genomics/vectors/build",
+        build_vectors,
+        "Build a project's cell or cluster vectors",
+        "genomics",
+        BuildResult,
+        body=BuildRequest,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/genomics/query/encode",
+        encode_query,
+        "A marker-gene query vector in a project's space",
+        "genomics",
+        EncodeResult,
+        body=EncodeRequest,
+        errors=(404,),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/genomics/vectors/search",
+        search_project,
+        "Search a project's cells or clusters",
+        "genomics",
+        ProjectSearchResult,
+        body=ProjectSearchRequest,
+        errors=(404,),
+    ),
     Endpoint("GET", "/api/v1/genomics/projects/{project_id}", get_project, "A genomics project", "genomics", Project),
 ]

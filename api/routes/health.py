@@ -1,9 +1,10 @@
 """Health: a deep check for monitors and people, and a live check for the load balancer."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 from starlette.requests import Request
@@ -11,7 +12,6 @@ from starlette.responses import Response
 
 from api.endpoint import Endpoint, answer
 from api.schemas.service import Health, Live
-
 from db import health as db_health
 from db.pool import DatabaseUnavailable, lend, pool_figures, why_unavailable
 
@@ -23,8 +23,12 @@ async def health(request: Request) -> Response:
     """200 when the database answers within HEALTH_TIMEOUT, else 503 with a short reason; never hangs."""
     state = request.state
     settings = state.settings
-    body = {"version": VERSION, "timestamp": datetime.now(timezone.utc),
-            "pool": pool_figures(state.pool), "audit": {"write_failures": state.audit_writer.failures}}
+    body = {
+        "version": VERSION,
+        "timestamp": datetime.now(UTC),
+        "pool": pool_figures(state.pool),
+        "audit": {"write_failures": state.audit_writer.failures},
+    }
     try:
         async with asyncio.timeout(settings.health_timeout):
             async with lend(state.pool, settings.health_timeout) as conn:
@@ -36,18 +40,39 @@ async def health(request: Request) -> Response:
     else:
         return answer(Health, {"status": "healthy", **body, "database": database})
     log.warning("health check failed: %s", reason)
-    return answer(Health, {"status": "unhealthy", **body, "database": {"status": "unavailable", "reason": reason}},
-                  status=503, headers={"Retry-After": "5"})
+    return answer(
+        Health,
+        {"status": "unhealthy", **body, "database": {"status": "unavailable", "reason": reason}},
+        status=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 async def live(request: Request) -> Response:
     """200 whenever this process serves requests; touches no database (Render's healthCheckPath)."""
-    return answer(Live, {"status": "alive", "version": VERSION, "timestamp": datetime.now(timezone.utc)})
+    return answer(Live, {"status": "alive", "version": VERSION, "timestamp": datetime.now(UTC)})
 
 
 endpoints = [
-    Endpoint("GET", "/api/v1/health", health, "Deep health: the database answers within HEALTH_TIMEOUT", "health",
-             Health, public=True, head=True, errors_in_body=(503,)),
-    Endpoint("GET", "/api/v1/health/live", live, "Liveness: the process serves; touches no database", "health",
-             Live, public=True, head=True),
+    Endpoint(
+        "GET",
+        "/api/v1/health",
+        health,
+        "Deep health: the database answers within HEALTH_TIMEOUT",
+        "health",
+        Health,
+        public=True,
+        head=True,
+        errors_in_body=(503,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/health/live",
+        live,
+        "Liveness: the process serves; touches no database",
+        "health",
+        Live,
+        public=True,
+        head=True,
+    ),
 ]

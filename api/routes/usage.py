@@ -1,4 +1,5 @@
 """GET /api/v1/usage: the caller's hourly quota as the rate limiter counted this very request."""
+
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -12,15 +13,18 @@ from api.schemas.service import Usage
 async def usage(request: Request) -> Response:
     caller = caller_of(request)
     quota = request.scope["quota"]
-    return answer(Usage, {
-        "institution": caller.slug,
-        "tier": caller.tier,
-        "window": "hourly",
-        "limit": quota.limit,
-        "used": quota.used,
-        "remaining": quota.remaining,
-        "reset_at": quota.reset_at,
-    })
+    return answer(
+        Usage,
+        {
+            "institution": caller.slug,
+            "tier": caller.tier,
+            "window": "hourly",
+            "limit": quota.limit,
+            "used": quota.used,
+            "remaining": quota.remaining,
+            "reset_at": quota.reset_at,
+        },
+    )
 
 
 endpoints = [Endpoint("GET", "/api/v1/usage", usage, "Your hourly quota, this request included", "usage", Usage)]

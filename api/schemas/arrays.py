@@ -3,10 +3,12 @@ NumPy conversion per request, Python loops only to name the first bad element. T
 these fields' shapes for the document. Measured against validating the same arrays in pydantic and
 converting them (bench/validation.py): a 3,000 × 2,000 count matrix 1.7× faster with a quarter of the
 memory, a 10,000 × 128 upsert 1.13× faster."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

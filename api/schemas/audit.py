@@ -1,10 +1,11 @@
 """GET /api/v1/audit: its query parameters, its page, and the opaque cursor between pages."""
+
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
@@ -39,11 +40,17 @@ class AuditQuery(Body):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
     since: Timestamp | None = Field(None, description="Rows at or after this ISO 8601 time (naive means UTC)")
     until: Timestamp | None = Field(None, description="Rows before this ISO 8601 time (naive means UTC)")
-    action: str | None = Field(None, min_length=1, max_length=1000, pattern=NO_NUL, description="e.g. `GET /api/v1/usage`")
+    action: str | None = Field(
+        None, min_length=1, max_length=1000, pattern=NO_NUL, description="e.g. `GET /api/v1/usage`"
+    )
     status: int | None = Field(None, ge=100, le=599, description="HTTP status of the row")
-    trace_id: str | None = Field(None, min_length=1, max_length=128, pattern=NO_NUL, description="One request's trace id")
+    trace_id: str | None = Field(
+        None, min_length=1, max_length=128, pattern=NO_NUL, description="One request's trace id"
+    )
     limit: int = Field(100, ge=1, le=MAX_LIMIT, description="Rows per page (1-1000); not with format=jsonl")
-    cursor: str | None = Field(None, pattern=CURSOR_PATTERN, description="next_cursor of the previous page; not with format=jsonl")
+    cursor: str | None = Field(
+        None, pattern=CURSOR_PATTERN, description="next_cursor of the previous page; not with format=jsonl"
+    )
     format: Literal["json", "jsonl"] = Field("json", description="jsonl streams the whole selection as JSON lines")
 
     @field_validator("since", "until")
@@ -52,7 +59,7 @@ class AuditQuery(Body):
         if value is None:
             return None
         try:
-            return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
         except OverflowError:
             raise ValueError("is outside the range of dates") from None
 
@@ -64,7 +71,7 @@ class AuditQuery(Body):
             raise ValueError("must be a whole number")
         return value
 
-    def checked(self) -> "AuditQuery":
+    def checked(self) -> AuditQuery:
         """The rules between parameters, each naming the parameter at fault."""
         if self.since and self.until and self.since >= self.until:
             raise InvalidInput.query("until", "must be later than since")
@@ -75,8 +82,11 @@ class AuditQuery(Body):
         return self
 
     def filters(self) -> dict:
-        return {name: getattr(self, name) for name in ("since", "until", "action", "trace_id", "status")
-                if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name)
+            for name in ("since", "until", "action", "trace_id", "status")
+            if getattr(self, name) is not None
+        }
 
 
 def encode_cursor(occurred_at: datetime, row_id: int) -> str:
@@ -98,7 +108,7 @@ def decode_cursor(raw: str) -> tuple[datetime, int]:
         raise problem from None
     if occurred_at.tzinfo is None or not 0 < row_id < 2**63:
         raise problem
-    return occurred_at.astimezone(timezone.utc), row_id
+    return occurred_at.astimezone(UTC), row_id
 
 
 class AuditItem(Answer):
@@ -111,8 +121,10 @@ class AuditItem(Answer):
     resource_id: str | None = Field(description="The request path")
     ip_address: str | None = Field(description="The client's address")
     user_agent: str | None = Field(description="The client's User-Agent, cleaned and cut to 512 characters")
-    metadata: dict[str, Any] = Field(description="method, endpoint, query, status_code, response_time_ms, "
-                                                 "request_bytes, response_bytes, request_sha256, content_type, …")
+    metadata: dict[str, Any] = Field(
+        description="method, endpoint, query, status_code, response_time_ms, "
+        "request_bytes, response_bytes, request_sha256, content_type, …"
+    )
 
 
 class AuditPage(Answer):

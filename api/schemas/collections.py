@@ -1,4 +1,5 @@
 """Collections, vectors and search: request and response models, and the checks that need the collection."""
+
 from __future__ import annotations
 
 import re
@@ -9,14 +10,26 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, SkipValidation
 
-from core.vector_bounds import first_incomparable
-
 from api.body import validated
 from api.problems import InvalidInput
 from api.schemas.arrays import float32_rows
-from api.schemas.common import (GENOMICS_PREFIX, MAX_DIMENSIONS, MAX_ID_LENGTH, NAME_PATTERN, Answer, Body,
-                                CollectionName, Metadata, MetadataFilter, Metric, TopK, VectorId, checked_filter,
-                                metadata_json)
+from api.schemas.common import (
+    GENOMICS_PREFIX,
+    MAX_DIMENSIONS,
+    MAX_ID_LENGTH,
+    NAME_PATTERN,
+    Answer,
+    Body,
+    CollectionName,
+    Metadata,
+    MetadataFilter,
+    Metric,
+    TopK,
+    VectorId,
+    checked_filter,
+    metadata_json,
+)
+from core.vector_bounds import first_incomparable
 
 MAX_ITEMS = 10_000
 Vector = SkipValidation[list[float]]  # checked by the NumPy fast path (api/schemas/arrays.py)
@@ -36,16 +49,21 @@ class VectorItem(Body):
 
 
 class UpsertRequest(Body):
-    items: list[VectorItem] = Field(min_length=1, max_length=MAX_ITEMS, description=(
-        "1-10,000 vectors, written all or nothing; an id already stored is overwritten"))
+    items: list[VectorItem] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS,
+        description=("1-10,000 vectors, written all or nothing; an id already stored is overwritten"),
+    )
 
 
 class SearchRequest(Body):
     vector: Vector = Field(description="The query: `dimensions` finite numbers")
     top_k: TopK
     max_distance: float | None = Field(None, description="Drop hits farther than this")
-    filter: MetadataFilter | None = Field(None, description=(
-        "Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"))
+    filter: MetadataFilter | None = Field(
+        None,
+        description=("Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"),
+    )
     ef_search: int | None = Field(None, ge=1, le=1000, description="HNSW search breadth (default: calibrated)")
 
 
@@ -171,5 +189,10 @@ class SearchQuery:
 def parse_search(body: Any, dimensions: int, metric: str) -> SearchQuery:
     """The body of POST /collections/{name}/search, checked against the collection."""
     request = validated(SearchRequest, body)
-    return SearchQuery(query_vector(request.vector, "/vector", dimensions, metric), request.top_k,
-                       request.max_distance, checked_filter(request.filter, "/filter"), request.ef_search)
+    return SearchQuery(
+        query_vector(request.vector, "/vector", dimensions, metric),
+        request.top_k,
+        request.max_distance,
+        checked_filter(request.filter, "/filter"),
+        request.ef_search,
+    )

@@ -1,4 +1,5 @@
 """Shared rules of the contract: base models, names, ids, metadata and filters, each with one home."""
+
 from __future__ import annotations
 
 import json
@@ -49,14 +50,29 @@ def printable(value: str) -> str:
 
 
 Metric = Annotated[Literal["cosine", "l2", "inner_product"], Field(description="Distance: cosine, l2 or inner_product")]
-CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, description=(
-    "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"))]
-ProjectId = Annotated[str, Field(pattern=PROJECT_ID_PATTERN, description=(
-    "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"))]
-VectorId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, description=(
-    "1-200 printable characters")), AfterValidator(printable)]
-GeneName = Annotated[str, Field(min_length=1, max_length=MAX_GENE_NAME, description=(
-    "A gene name: 1-200 printable characters")), AfterValidator(printable)]
+CollectionName = Annotated[
+    str,
+    Field(
+        pattern=NAME_PATTERN, description=("1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    ),
+]
+ProjectId = Annotated[
+    str,
+    Field(
+        pattern=PROJECT_ID_PATTERN,
+        description=("1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+    ),
+]
+VectorId = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ID_LENGTH, description=("1-200 printable characters")),
+    AfterValidator(printable),
+]
+GeneName = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_GENE_NAME, description=("A gene name: 1-200 printable characters")),
+    AfterValidator(printable),
+]
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many nearest hits to return (1-1000)")]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="Seed for the randomised steps (k-means)")]
 
@@ -115,11 +131,22 @@ def metadata_json(value: Any, pointer: str, max_bytes: int = MAX_METADATA_BYTES)
     return text
 
 
-Metadata = Annotated[dict[str, Any], Field(description=(
-    f"A JSON object of at most {MAX_METADATA_BYTES} bytes as JSON, nested at most {MAX_METADATA_DEPTH} levels"))]
+Metadata = Annotated[
+    dict[str, Any],
+    Field(
+        description=(
+            f"A JSON object of at most {MAX_METADATA_BYTES} bytes as JSON, nested at most {MAX_METADATA_DEPTH} levels"
+        )
+    ),
+]
 FilterValue = Annotated[Any, WithJsonSchema({"type": ["string", "number", "boolean", "null"]})]
-MetadataFilter = Annotated[dict[str, FilterValue], Field(max_length=MAX_FILTER_KEYS, description=(
-    "Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"))]
+MetadataFilter = Annotated[
+    dict[str, FilterValue],
+    Field(
+        max_length=MAX_FILTER_KEYS,
+        description=("Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"),
+    ),
+]
 
 
 def checked_filter(value: dict | None, pointer: str) -> dict | None:

@@ -1,4 +1,5 @@
 """Genomics requests and responses: compress, build, marker encoding, project search, project."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,21 @@ from api.body import validated
 from api.problems import InvalidInput
 from api.schemas.arrays import count_problem, float64_rows
 from api.schemas.collections import Hit, query_vector
-from api.schemas.common import (MAX_DIMENSIONS, MAX_METADATA_BYTES, Answer, Body, GeneName, MetadataFilter, Metric,
-                                ProjectId, Seed, TopK, VectorId, checked_filter, metadata_json)
+from api.schemas.common import (
+    MAX_DIMENSIONS,
+    MAX_METADATA_BYTES,
+    Answer,
+    Body,
+    GeneName,
+    MetadataFilter,
+    Metric,
+    ProjectId,
+    Seed,
+    TopK,
+    VectorId,
+    checked_filter,
+    metadata_json,
+)
 from genomics.pca import CompressionParams
 
 MAX_CELLS = 50_000
@@ -24,8 +38,9 @@ Matrix = SkipValidation[list[list[float]]]  # checked by the NumPy fast path (ap
 
 
 class Params(Body):
-    mode: Literal["auto_evr", "fixed_k"] = Field("auto_evr", description=(
-        "auto_evr: fewest components reaching evr_target; fixed_k: min(target, max_k, rank)"))
+    mode: Literal["auto_evr", "fixed_k"] = Field(
+        "auto_evr", description=("auto_evr: fewest components reaching evr_target; fixed_k: min(target, max_k, rank)")
+    )
     evr_target: float = Field(0.9, gt=0, le=1, description="Explained-variance target for auto_evr, in (0, 1]")
     max_k: int = Field(256, ge=1, le=MAX_DIMENSIONS, description="Most components kept")
 
@@ -48,8 +63,10 @@ class BuildRequest(Body):
     project_id: ProjectId
     gene_names: GeneNames = Field(min_length=1, max_length=MAX_GENES, description="One unique name per column")
     expression_matrix: Matrix = Field(description="Cells × genes raw counts: finite numbers ≥ 0")
-    cell_metadata: list[dict[str, Any] | None] | None = Field(None, description=(
-        "One object per cell: `barcode` (unique) becomes the vector id, `cell_type` a string or null"))
+    cell_metadata: list[dict[str, Any] | None] | None = Field(
+        None,
+        description=("One object per cell: `barcode` (unique) becomes the vector id, `cell_type` a string or null"),
+    )
     target_dimensions: int = Field(ge=1, le=MAX_DIMENSIONS, description="Dimensions of the stored vectors")
     mode: Literal["cell", "cluster"] = Field(description="cell: a vector per cell; cluster: a centroid per cluster")
     n_clusters: int | None = Field(None, ge=1, le=MAX_CLUSTERS, description="Cluster mode only; default √(cells/2)")
@@ -65,12 +82,15 @@ class EncodeRequest(Body):
 class ProjectSearchRequest(Body):
     project_id: ProjectId
     query_vector: SkipValidation[list[float]] | None = Field(None, description="A vector in the project's space")
-    gene_names: GeneNames | None = Field(None, min_length=1, max_length=MAX_GENES, description=(
-        "Marker genes instead of query_vector"))
+    gene_names: GeneNames | None = Field(
+        None, min_length=1, max_length=MAX_GENES, description=("Marker genes instead of query_vector")
+    )
     top_k: TopK
     distance_threshold: float | None = Field(None, description="Drop hits farther than this")
-    filter: MetadataFilter | None = Field(None, description=(
-        "Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"))
+    filter: MetadataFilter | None = Field(
+        None,
+        description=("Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"),
+    )
 
 
 class CompressResult(Answer):
@@ -146,8 +166,9 @@ def expression(genes: list[str], matrix: Any) -> np.ndarray:
     if len(matrix) > MAX_CELLS:
         raise InvalidInput(where, f"has {len(matrix)} cells; at most {MAX_CELLS} are allowed")
     if len(matrix) * n_genes > MAX_VALUES:
-        raise InvalidInput(where, f"has {len(matrix)} × {n_genes} = {len(matrix) * n_genes} values; "
-                                  f"at most {MAX_VALUES} are allowed")
+        raise InvalidInput(
+            where, f"has {len(matrix)} × {n_genes} = {len(matrix) * n_genes} values; at most {MAX_VALUES} are allowed"
+        )
     lengths = []
     for r, row in enumerate(matrix):
         if type(row) is not list or not row:
@@ -156,8 +177,10 @@ def expression(genes: list[str], matrix: Any) -> np.ndarray:
     if any(n != n_genes for n in lengths):
         r = next(i for i, n in enumerate(lengths) if n != n_genes)
         if len(set(lengths)) > 1:
-            raise InvalidInput(f"{where}/{r}", f"ragged matrix: expected {n_genes} values (one per gene name) "
-                                               f"but row {r} has {lengths[r]}")
+            raise InvalidInput(
+                f"{where}/{r}",
+                f"ragged matrix: expected {n_genes} values (one per gene name) but row {r} has {lengths[r]}",
+            )
         raise InvalidInput(f"{where}/{r}", f"row {r} has {lengths[r]} values but gene_names has {n_genes}")
     values = float64_rows(matrix, lambda r, c: f"{where}/{r}/{c}", count_problem)
     bad = ~np.isfinite(values) | (values < 0)
@@ -180,8 +203,9 @@ def parse_compress(body: Any) -> Compress:
     request = validated(CompressRequest, body)
     genes = _unique(request.gene_names, "/gene_names")
     params = (request.params or Params()).as_params()
-    return Compress(genes, expression(genes, request.expression_matrix), request.compression_target, params,
-                    request.seed)
+    return Compress(
+        genes, expression(genes, request.expression_matrix), request.compression_target, params, request.seed
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,11 +228,23 @@ def parse_build(body: Any) -> Build:
     if request.n_clusters is not None and request.mode != "cluster":
         raise InvalidInput("/n_clusters", "only applies when mode is 'cluster'")
     # A build asks for target_dimensions; unless params say otherwise, keep exactly that many (rank permitting).
-    params = request.params.as_params() if request.params is not None else \
-        CompressionParams(mode="fixed_k", max_k=MAX_DIMENSIONS)
+    params = (
+        request.params.as_params()
+        if request.params is not None
+        else CompressionParams(mode="fixed_k", max_k=MAX_DIMENSIONS)
+    )
     cells = cell_metadata(request.cell_metadata, matrix.shape[0])
-    return Build(request.project_id, genes, matrix, cells, request.target_dimensions, request.mode, params,
-                 request.seed, request.n_clusters)
+    return Build(
+        request.project_id,
+        genes,
+        matrix,
+        cells,
+        request.target_dimensions,
+        request.mode,
+        params,
+        request.seed,
+        request.n_clusters,
+    )
 
 
 def cell_metadata(value: list | None, n_cells: int) -> list[dict[str, Any]]:

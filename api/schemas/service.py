@@ -1,4 +1,5 @@
 """Health, liveness and usage answers."""
+
 from __future__ import annotations
 
 from datetime import datetime
