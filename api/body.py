@@ -91,7 +91,13 @@ def _unreadable(exc: Exception) -> InvalidInput:
     return InvalidInput("", f"request body is not valid JSON{where}", status=400)
 
 
+# pydantic's words for these name the model class ("... or instance of UpsertRequest").
+_OBJECT_EXPECTED = frozenset({"model_type", "model_attributes_type", "dataclass_type", "dict_type"})
+
+
 def _detail(error: dict) -> str:
+    if error["type"] in _OBJECT_EXPECTED:
+        return "must be a JSON object"
     message = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)

@@ -15,8 +15,8 @@ Paths, each ending with the same NumPy array and the same checks after it:
                 api.schemas.genomics.parse_build(body), as the service runs them: the models
                 declare the arrays as SkipValidation[...] and api/schemas/arrays.py checks them
                 (one type scan, one np.array).
-  (b) pydantic: the same models with only the array field replaced: a vector is
-                list[float] with strict=True, allow_inf_nan=False and the fast path's range
+  (b) pydantic: the same models with only the array field replaced (bench/validation_models.py):
+                a vector is list[float] with strict=True, allow_inf_nan=False and the fast path's range
                 (±float32 max), the matrix list[list[float]] with strict=True, allow_inf_nan=False
                 and ge=0; model_validate, then np.asarray(..., float32 / float64) and the rest of
                 parse_items / parse_build unchanged (duplicate ids, dimensions, metadata, pgvector's
@@ -53,107 +53,19 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.body import parse_json  # noqa: E402
 from api.problems import InvalidInput  # noqa: E402
-from api.schemas.arrays import FLOAT32_MAX  # noqa: E402
-from api.schemas.collections import (  # noqa: E402
-    MAX_ITEMS,
-    Items,
-    UpsertRequest,
-    VectorItem,
-    check_comparable,
-    dimension_problem,
-    parse_items,
-)
-from api.schemas.common import MAX_DIMENSIONS, metadata_json  # noqa: E402
-from api.schemas.genomics import MAX_CELLS, MAX_VALUES, Build, BuildRequest, _unique, cell_metadata, parse_build  # noqa: E402
-from genomics.pca import CompressionParams  # noqa: E402
-
-# ---------------------------------------------------------------- (b): the all-pydantic models and parsers
-
-Element = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
-Count = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
-
-
-class PydanticVectorItem(VectorItem):
-    vector: list[Element] = Field(description="`dimensions` finite numbers within the 32-bit float range")
-
-
-class PydanticUpsertRequest(UpsertRequest):
-    items: list[PydanticVectorItem] = Field(min_length=1, max_length=MAX_ITEMS)
-
-
-class PydanticBuildRequest(BuildRequest):
-    expression_matrix: list[list[Count]] = Field(description="Cells × genes raw counts: finite numbers ≥ 0")
-
-
-def parse_items_pydantic(body: Any, dimensions: int, metric: str) -> Items:
-    """parse_items with the vectors validated by pydantic (the model has checked every element)."""
-    request = PydanticUpsertRequest.model_validate(body)
-    first_index: dict[str, int] = {}
-    rows, metadata = [], []
-    for i, item in enumerate(request.items):
-        if item.id in first_index:
-            raise InvalidInput(f"/items/{i}/id", f"duplicate id {item.id!r} (also at /items/{first_index[item.id]}/id)")
-        first_index[item.id] = i
-        if len(item.vector) != dimensions:
-            raise InvalidInput(f"/items/{i}/vector", dimension_problem(item.vector, dimensions))
-        rows.append(item.vector)
-        metadata.append(metadata_json(item.metadata, f"/items/{i}/metadata"))
-    vectors = np.asarray(rows, dtype=np.float32)
-    check_comparable(vectors, metric, lambda r: f"/items/{r}/vector")
-    return Items(list(first_index), vectors, metadata)
-
-
-def expression_pydantic(genes: list[str], matrix: list[list[float]]) -> np.ndarray:
-    """expression() without the element checks (the model has done them): sizes and shape, then NumPy."""
-    where = "/expression_matrix"
-    n_genes = len(genes)
-    if not matrix:
-        raise InvalidInput(where, "must be a non-empty list of rows (one per cell)")
-    if len(matrix) > MAX_CELLS:
-        raise InvalidInput(where, f"has {len(matrix)} cells; at most {MAX_CELLS} are allowed")
-    if len(matrix) * n_genes > MAX_VALUES:
-        raise InvalidInput(where, f"has {len(matrix)} × {n_genes} values; at most {MAX_VALUES} are allowed")
-    for r, row in enumerate(matrix):
-        if len(row) != n_genes:
-            raise InvalidInput(f"{where}/{r}", f"expected {n_genes} values (one per gene name), row {r} has {len(row)}")
-    return np.asarray(matrix, dtype=np.float64)
-
-
-def parse_build_pydantic(body: Any) -> Build:
-    """parse_build with the expression matrix validated by pydantic."""
-    request = PydanticBuildRequest.model_validate(body)
-    genes = _unique(request.gene_names, "/gene_names")
-    matrix = expression_pydantic(genes, request.expression_matrix)
-    if request.n_clusters is not None and request.mode != "cluster":
-        raise InvalidInput("/n_clusters", "only applies when mode is 'cluster'")
-    params = (
-        request.params.as_params()
-        if request.params is not None
-        else CompressionParams(mode="fixed_k", max_k=MAX_DIMENSIONS)
-    )
-    cells = cell_metadata(request.cell_metadata, matrix.shape[0])
-    return Build(
-        request.project_id,
-        genes,
-        matrix,
-        cells,
-        request.target_dimensions,
-        request.mode,
-        params,
-        request.seed,
-        request.n_clusters,
-    )
-
+from api.schemas.collections import parse_items  # noqa: E402
+from api.schemas.genomics import parse_build  # noqa: E402
+from bench.validation_models import parse_build_pydantic, parse_items_pydantic  # noqa: E402
 
 # ---------------------------------------------------------------- data
 

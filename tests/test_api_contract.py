@@ -6,12 +6,24 @@ synchronous HTTP client; a real socket keeps the two apart and also tests uvicor
 Every operation in `/openapi.json` gets API_FUZZ_EXAMPLES generated cases (default 200; raise
 it for a deeper local run, e.g. `API_FUZZ_EXAMPLES=2000`), positive and negative, each sent
 with `Authorization: Bearer <token>`. A case fails on any 5xx, on a status, content type,
-header or body the document does not declare, and on any error that is not problem+json.
+header or body the document does not declare, on any error that is not problem+json, and on an
+error whose detail shows Python internals (class names, tracebacks).
+
+Random path parameters and project ids name nothing, so almost every such case would stop at a 404
+before any body validation or database write. So the fuzzing runs twice: once with everything
+random (`test_every_operation_honours_the_document`), and once on resources made through the API
+beforehand (`fuzz_resources`: a collection per metric with a few vectors, a genomics project),
+with path parameters and `project_id` pinned to them
+(`test_operations_on_existing_resources_honour_the_document`, once per metric and once for
+genomics; API_FUZZ_PINNED_EXAMPLES cases per operation, default API_FUZZ_EXAMPLES).
 """
+
 from __future__ import annotations
 
 import json
 import os
+import re
+import urllib.parse
 import uuid
 
 import openapi_spec_validator
@@ -19,12 +31,14 @@ import psycopg2
 import pytest
 import requests
 import schemathesis
+from hypothesis import strategies as st
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oas_checks
 
 from tests.live_service import serving
 
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "200"))
+PINNED_EXAMPLES = int(os.environ.get("API_FUZZ_PINNED_EXAMPLES", str(EXAMPLES)))
 PROBLEM_FIELDS = ("type", "title", "status", "detail")
 PROBLEM_TYPE = "application/problem+json"
 HOURLY_LIMIT = 1_000_000_000  # the column is an integer; no run comes near it
@@ -47,7 +61,60 @@ def problem_json(ctx, response, case) -> None:
         raise AssertionError(f"type, title and detail must be non-empty strings: {body}")
     if "trace_id" not in body:
         raise AssertionError(f"problem body lacks trace_id: {body}")
+    details = [("detail", body["detail"])]
+    if isinstance(body.get("errors"), list):
+        details += [
+            (f"errors[{i}].detail", item.get("detail"))
+            for i, item in enumerate(body["errors"])
+            if isinstance(item, dict) and isinstance(item.get("detail"), str)
+        ]
+    echoed = _sent_strings(case)
+    for where, text in details:
+        leak = INTERNALS.search(_without(text, echoed))
+        if leak:
+            raise AssertionError(f"{where} shows Python internals ({leak.group(0)!r}): {text!r}")
     return None
+
+
+# What a person should never read in an error: exception class names (`JSONDecodeError`,
+# `ValidationError`, `asyncpg.exceptions.DataError`), tracebacks, library names, object reprs.
+INTERNALS = re.compile(
+    r"\b\w+(?:Error|Exception)\b|Traceback|JSONDecode|\bpydantic\b|\basyncpg\b|"
+    r"<class |object at 0x|File \"|\binstance of \w+"
+)
+
+
+def _sent_strings(case) -> list[str]:
+    """Every string the case sent (path, query, body keys and values), in the forms a detail may quote
+    it: an error may rightly echo input (`no collection named 'xError'`), and that is not a leak."""
+    if case is None:
+        return []
+    found: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, str):
+            found.extend((value, repr(value), json.dumps(value), json.dumps(value, ensure_ascii=False)))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    for container in (case.path_parameters, case.query, getattr(case, "body", None)):
+        walk(container)
+    for container in (case.path_parameters, case.query):  # sent percent-encoded: also in decoded form
+        for value in (container or {}).values():
+            if isinstance(value, str):
+                walk(urllib.parse.unquote(value))
+    return sorted({text for text in found if text}, key=len, reverse=True)
+
+
+def _without(text: str, echoed: list[str]) -> str:
+    for sent in echoed:
+        text = text.replace(sent, " ")
+    return text
 
 
 CHECKS = [
@@ -75,11 +142,17 @@ def _make_token(database_url: str) -> str:
     conn = psycopg2.connect(database_url.replace("postgres://", "postgresql://", 1))
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("INSERT INTO institutions (slug, display_name, tier, hourly_limit) "
-                        "VALUES (%s, %s, 'academic', %s) RETURNING id", (slug, f"Fuzz {slug}", HOURLY_LIMIT))
+            cur.execute(
+                "INSERT INTO institutions (slug, display_name, tier, hourly_limit) "
+                "VALUES (%s, %s, 'academic', %s) RETURNING id",
+                (slug, f"Fuzz {slug}", HOURLY_LIMIT),
+            )
             (institution_id,) = cur.fetchone()
-            cur.execute("INSERT INTO api_tokens (institution_id, label, prefix, token_sha256) "
-                        "VALUES (%s, 'contract test', %s, %s)", (institution_id, issued.public_prefix, issued.sha256))
+            cur.execute(
+                "INSERT INTO api_tokens (institution_id, label, prefix, token_sha256) "
+                "VALUES (%s, 'contract test', %s, %s)",
+                (institution_id, issued.public_prefix, issued.sha256),
+            )
     finally:
         conn.close()
     return issued.plaintext
@@ -97,19 +170,166 @@ def api_token(database_url) -> str:
     return _make_token(database_url)
 
 
+# The resources the pinned run works on, made through the API before any fuzzing (`fuzz_resources`).
+COLLECTIONS = {"cosine": "fuzz-cosine", "l2": "fuzz-l2", "inner_product": "fuzz-ip"}
+PROJECT = "fuzz-project"
+REBUILT_PROJECT = "fuzz-rebuilt"  # the pinned run's builds replace this one, never PROJECT
+SEED_VECTORS = [
+    {"id": "a", "vector": [1, 0, 0], "metadata": {"kind": "x"}},
+    {"id": "b/c", "vector": [0.5, -0.25, 2], "metadata": {"kind": "y", "n": 1, "deep": {"list": [1, "two", None]}}},
+    {"id": "é d%20", "vector": [0, 1e-3, 1e3]},
+]
+GENES = ["CD3E", "CD8A", "MS4A1", "CD79A", "NKG7"]
+BUILD = {
+    "mode": "cell",
+    "target_dimensions": 2,
+    "gene_names": GENES,
+    "expression_matrix": [
+        [12, 9, 0, 1, 0],
+        [10, 11, 1, 0, 1],
+        [0, 1, 14, 10, 0],
+        [1, 0, 11, 13, 1],
+        [0, 1, 0, 0, 15],
+        [1, 0, 1, 0, 12],
+    ],
+    "cell_metadata": [
+        {"barcode": "AAAC-1", "cell_type": "T"},
+        {"barcode": "AAAG-1", "cell_type": "T"},
+        {"barcode": "AACT-1", "cell_type": "B"},
+        {"barcode": "AAGC-1", "cell_type": "B"},
+        {"barcode": "ACGT-1", "cell_type": "NK"},
+        {"barcode": "AGGT-1", "cell_type": "NK"},
+    ],
+}
+
+
+def scratch(name: str) -> str:
+    """The throwaway copy of collection `name` that the pinned DELETE of one vector works on."""
+    return f"{name}-scratch"
+
+
+def doomed(name: str) -> str:
+    """The throwaway collection that the pinned DELETE of a whole collection works on."""
+    return f"{name}-drop"
+
+
+def _config(api_token: str, examples: int, **extra) -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            # Sent on every case; schemathesis treats it as the operation's credentials, which ignored_auth strips.
+            "headers": {"Authorization": f"Bearer {api_token}"},
+            "generation": {"max-examples": examples, "mode": "all", "database": "none"},
+            # Stateful (link-following) testing is off: these are independent per-operation properties.
+            "phases": {"stateful": {"enabled": False}},
+            **extra,
+        }
+    )
+
+
 @pytest.fixture(scope="module")
-def api_schema(live_service, api_token):
-    config = schemathesis.Config.from_dict({
-        # Sent on every case; schemathesis treats it as the operation's credentials, which ignored_auth strips.
-        "headers": {"Authorization": f"Bearer {api_token}"},
-        "generation": {"max-examples": EXAMPLES, "mode": "all", "database": "none"},
-        # Stateful (link-following) testing is off: these are independent per-operation properties.
-        "phases": {"stateful": {"enabled": False}},
-    })
+def fuzz_resources(live_service, api_token) -> None:
+    """Per metric: a collection with SEED_VECTORS, its scratch copy and a doomed one; and two genomics
+    projects built from the README's six cells. Made before either run, so the random run's
+    GET /collections also lists real collections."""
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {api_token}"
+    api = f"{live_service}/api/v1"
+
+    def post(path: str, body: dict, status: int) -> None:
+        response = http.post(api + path, json=body, timeout=30)
+        assert response.status_code == status, f"POST {path}: {response.status_code} {response.text}"
+
+    for metric, name in COLLECTIONS.items():
+        for collection in (name, scratch(name), doomed(name)):
+            post("/collections", {"name": collection, "dimensions": 3, "metric": metric}, 201)
+            post(f"/collections/{collection}/vectors", {"items": SEED_VECTORS}, 200)
+    for project in (PROJECT, REBUILT_PROJECT):
+        post("/genomics/vectors/build", {**BUILD, "project_id": project}, 200)
+
+
+@pytest.fixture(scope="module")
+def api_schema(live_service, api_token, fuzz_resources):
+    """Everything random: path parameters and bodies as the document allows (or, negative, does not)."""
+    return schemathesis.openapi.from_url(
+        f"{live_service}/openapi.json", config=_config(api_token, EXAMPLES), timeout=10
+    )
+
+
+# Values the pinned run mixes into what it generates (a dictionary entry replaces a generated value
+# with the given probability; in negative cases only entries that break the schema are used, so none).
+DICTIONARIES = {
+    "vector-ids": {"values": [item["id"] for item in SEED_VECTORS]},
+    "genes": {"values": GENES},
+    # Edges of what a vector may hold: ±1e15 is the bound, 3.4e38 the float32 limit, tiny ones test cosine.
+    "numbers": {"values": [0, 1, -1, 0.5, 1e-30, -1e-300, 1e15, -1e16, 3.4e38, 1e39]},
+}
+
+
+def _pinned_operations(target: str) -> dict[str, dict]:
+    """Operation label -> the `parameters` it runs with in the pinned run for `target` (a metric or "genomics").
+
+    Fixed values ("path.name": ...) are sent as given and never negated; a `{"dictionary": ...}` entry
+    replaces a generated value now and then. DELETEs would remove the resources the other operations
+    need mid-run, so each DELETE is pinned to its own throwaway: DELETE /collections/{name} to
+    `doomed(name)` (its first 2xx removes it, later cases are 404s), DELETE of a vector to
+    `scratch(name)`; nothing else uses either. Likewise POST /genomics/vectors/build replaces a
+    project, so it is pinned to REBUILT_PROJECT, never to PROJECT.
+    """
+    if target == "genomics":
+        project = {"body.project_id": PROJECT, "body.gene_names[*]": {"dictionary": "genes", "probability": 0.7}}
+        return {
+            "GET /api/v1/genomics/projects/{project_id}": {"path.project_id": PROJECT},
+            "POST /api/v1/genomics/query/encode": project,
+            "POST /api/v1/genomics/vectors/search": {
+                **project,
+                "body.query_vector[*]": {"dictionary": "numbers", "probability": 0.1},
+            },
+            "POST /api/v1/genomics/vectors/build": {"body.project_id": REBUILT_PROJECT},
+        }
+    name = COLLECTIONS[target]
+    vector_id = {"dictionary": "vector-ids", "probability": 0.5}
+    return {
+        "GET /api/v1/collections/{name}": {"path.name": name},
+        "DELETE /api/v1/collections/{name}": {"path.name": doomed(name)},
+        "POST /api/v1/collections/{name}/vectors": {
+            "path.name": name,
+            "body.items[*].id": {"dictionary": "vector-ids", "probability": 0.15},
+            "body.items[*].vector[*]": {"dictionary": "numbers", "probability": 0.1},
+        },
+        "POST /api/v1/collections/{name}/search": {
+            "path.name": name,
+            "body.vector[*]": {"dictionary": "numbers", "probability": 0.1},
+        },
+        "GET /api/v1/collections/{name}/vectors/{vector_id}": {"path.name": name, "path.vector_id": vector_id},
+        "DELETE /api/v1/collections/{name}/vectors/{vector_id}": {
+            "path.name": scratch(name),
+            "path.vector_id": vector_id,
+        },
+    }
+
+
+PINNED_TARGETS = [*COLLECTIONS, "genomics"]
+
+
+@pytest.fixture(scope="module", params=PINNED_TARGETS)
+def pinned_schema(request, live_service, api_token, fuzz_resources):
+    """Only the operations `_pinned_operations` names, each with its parameters; the rest are turned off
+    (the random run covers them)."""
+    operations = _pinned_operations(request.param)
+    config = _config(
+        api_token,
+        PINNED_EXAMPLES,
+        dictionaries=DICTIONARIES,
+        operations=[
+            *({"include-name": label, "parameters": parameters} for label, parameters in operations.items()),
+            {"exclude-name": list(operations), "enabled": False},
+        ],
+    )
     return schemathesis.openapi.from_url(f"{live_service}/openapi.json", config=config, timeout=10)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+pinned = schemathesis.pytest.from_fixture("pinned_schema")
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +344,54 @@ def _nodeid_for_schemathesis(request):
 @schema.parametrize()
 def test_every_operation_honours_the_document(case):
     case.call_and_validate(checks=CHECKS, timeout=30)
+
+
+@pinned.parametrize()
+@pinned.given(fit=st.booleans())
+def test_operations_on_existing_resources_honour_the_document(case, fit):
+    if fit:
+        _fit_vectors(case)
+    case.call_and_validate(checks=CHECKS, timeout=30)
+
+
+# Where the pinned operations take vectors, and the length their resource wants.
+VECTOR_FIELDS = {
+    "POST /api/v1/collections/{name}/vectors": ("items", "vector", 3),
+    "POST /api/v1/collections/{name}/search": (None, "vector", 3),
+    "POST /api/v1/genomics/vectors/search": (None, "query_vector", BUILD["target_dimensions"]),
+}
+
+
+def _fit_vectors(case) -> None:
+    """Give a positive case's vectors the length its collection or project wants (cut, or padded with
+    non-zero numbers), and a project search exactly one of query_vector and gene_names. The document
+    cannot say either rule, so a generated body seldom keeps them and the request stops at a 422
+    before the search or the write. The case stays schema-valid; `fit` (drawn by Hypothesis, so it
+    shrinks and replays) does this for about half the positive cases, the rest go as generated."""
+    if case.operation.label not in VECTOR_FIELDS or not isinstance(case.body, dict):
+        return
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    items, field, dimensions = VECTOR_FIELDS[case.operation.label]
+
+    def fitted(holder):
+        vector = holder.get(field) if isinstance(holder, dict) else None
+        if not isinstance(vector, list):
+            return holder
+        return {**holder, field: (vector + [1.0, 0.5, 0.25])[:dimensions]}
+
+    body = case.body
+    if case.operation.label == "POST /api/v1/genomics/vectors/search":
+        # It takes exactly one of query_vector and gene_names, which the document cannot say either.
+        if body.get("query_vector") is not None and body.get("gene_names") is not None:
+            body = {key: value for key, value in body.items() if key != "gene_names"}
+        elif body.get("query_vector") is None and body.get("gene_names") is None:
+            body = {**body, "query_vector": []}
+    if items is None:
+        body = fitted(body)
+    elif isinstance(body.get(items), list):
+        body = {**body, items: [fitted(item) for item in body[items]]}
+    case.body = body
 
 
 def test_openapi_document_is_valid_openapi(live_service):
@@ -146,15 +414,43 @@ class _Answer:
         self.content = (body if isinstance(body, str) else json.dumps(body)).encode()
 
 
-@pytest.mark.parametrize("answer", [
-    _Answer(404, "application/json", {"type": "t", "title": "Not Found", "status": 404, "detail": "d", "trace_id": "x"}),
-    _Answer(500, "text/plain", "Internal Server Error"),
-    _Answer(422, PROBLEM_TYPE, {"type": "t", "title": "Unprocessable", "status": 422, "trace_id": "x"}),
-    _Answer(429, PROBLEM_TYPE, {"type": "t", "title": "Too Many", "status": 400, "detail": "d", "trace_id": "x"}),
-    _Answer(401, PROBLEM_TYPE, {"type": "t", "title": "Unauthorized", "status": 401, "detail": "d"}),
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _Answer(
+            404, "application/json", {"type": "t", "title": "Not Found", "status": 404, "detail": "d", "trace_id": "x"}
+        ),
+        _Answer(500, "text/plain", "Internal Server Error"),
+        _Answer(422, PROBLEM_TYPE, {"type": "t", "title": "Unprocessable", "status": 422, "trace_id": "x"}),
+        _Answer(429, PROBLEM_TYPE, {"type": "t", "title": "Too Many", "status": 400, "detail": "d", "trace_id": "x"}),
+        _Answer(401, PROBLEM_TYPE, {"type": "t", "title": "Unauthorized", "status": 401, "detail": "d"}),
+    ],
+)
 def test_problem_check_rejects_errors_that_are_not_problem_json(answer):
     with pytest.raises(AssertionError):
+        problem_json(None, answer, None)
+
+
+def _problem(detail: str, **extra) -> _Answer:
+    body = {"type": "t", "title": "Unprocessable Content", "status": 422, "detail": detail, "trace_id": "x", **extra}
+    return _Answer(422, PROBLEM_TYPE, body)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _problem("JSONDecodeError: Expecting value: line 1 column 1 (char 0)"),
+        _problem("Expecting value (JSONDecode)"),
+        _problem("Traceback (most recent call last):"),
+        _problem("asyncpg.exceptions.DataError: invalid input"),
+        _problem("input should be a valid dictionary or instance of UpsertRequest"),
+        _problem(
+            "bad input", errors=[{"pointer": "/a", "detail": "fine"}, {"pointer": "/b", "detail": "a ValueError"}]
+        ),
+    ],
+)
+def test_problem_check_rejects_details_that_show_python_internals(answer):
+    with pytest.raises(AssertionError, match="shows Python internals"):
         problem_json(None, answer, None)
 
 
@@ -162,3 +458,19 @@ def test_problem_check_accepts_a_problem_and_ignores_successes():
     good = {"type": "https://x/problems/y", "title": "Not Found", "status": 404, "detail": "d", "trace_id": "t"}
     assert problem_json(None, _Answer(404, "application/problem+json; charset=utf-8", good), None) is None
     assert problem_json(None, _Answer(200, "text/html", "<p>ok</p>"), None) is None
+
+
+class _Sent:
+    """Just what `problem_json` reads of a schemathesis Case."""
+
+    def __init__(self, path_parameters=None, query=None, body=None):
+        self.path_parameters, self.query, self.body = path_parameters or {}, query or {}, body
+
+
+def test_problem_check_allows_internals_like_words_that_the_request_sent():
+    echoed = _problem("no collection named 'KeyError'")
+    assert problem_json(None, echoed, _Sent(path_parameters={"name": "KeyError"})) is None
+    assert problem_json(None, echoed, _Sent(path_parameters={"name": "%4BeyError"})) is None  # sent percent-encoded
+    assert problem_json(None, _problem("no genomics project 'aError'"), _Sent(body={"project_id": "aError"})) is None
+    with pytest.raises(AssertionError):  # only what was sent is excused
+        problem_json(None, echoed, _Sent(path_parameters={"name": "other"}))

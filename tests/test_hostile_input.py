@@ -204,3 +204,24 @@ async def test_unreadable_bodies_are_400_without_class_names(client, institution
     body = assert_problem(response, 400)
     assert body["errors"][0]["pointer"] == ""
     no_class_names(response)
+
+
+@pytest.mark.parametrize("raw, pointer", [(b"[]", ""), (b"true", ""), (b'{"items": [null]}', "/items/0")])
+async def test_a_body_of_the_wrong_json_type_names_no_model_class(client, institution, raw, pointer):
+    # Regression (found by the contract test): pydantic's message named the model ("instance of UpsertRequest").
+    name = await create(client, institution, dimensions=2)
+    response = await client.post(f"/api/v1/collections/{name}/vectors", headers=institution.headers, content=raw)
+    body = assert_problem(response, 422, pointer)
+    assert body["detail"] == "must be a JSON object"
+
+
+async def test_a_whole_number_written_with_a_decimal_point_is_an_integer(client, institution):
+    # JSON (and JSON Schema) do not tell 2 from 2.0; 2.5 and "2" are still refused.
+    name = await create(client, institution, dimensions=2)
+    await upsert(client, institution, name, [{"id": "a", "vector": [1, 0]}, {"id": "b", "vector": [0, 1]}])
+    search = f"/api/v1/collections/{name}/search"
+    ok = await client.post(search, headers=institution.headers, json={"vector": [1, 0], "top_k": 2.0})
+    assert ok.status_code == 200 and len(ok.json()["hits"]) == 2
+    for bad in (2.5, "2", True):
+        refused = await client.post(search, headers=institution.headers, json={"vector": [1, 0], "top_k": bad})
+        assert_problem(refused, 422, "/top_k")

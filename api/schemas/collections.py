@@ -26,6 +26,7 @@ from api.schemas.common import (
     Metric,
     TopK,
     VectorId,
+    Whole,
     checked_filter,
     metadata_json,
 )
@@ -38,7 +39,7 @@ _NAME = re.compile(NAME_PATTERN)
 
 class CollectionCreate(Body):
     name: CollectionName
-    dimensions: int = Field(ge=1, le=MAX_DIMENSIONS, description="Length of every vector (1-2000)")
+    dimensions: Whole = Field(ge=1, le=MAX_DIMENSIONS, description="Length of every vector (1-2000)")
     metric: Metric
 
 
@@ -64,7 +65,7 @@ class SearchRequest(Body):
         None,
         description=("Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"),
     )
-    ef_search: int | None = Field(None, ge=1, le=1000, description="HNSW search breadth (default: calibrated)")
+    ef_search: Whole | None = Field(None, ge=1, le=1000, description="HNSW search breadth (default: calibrated)")
 
 
 class CollectionInfo(Answer):

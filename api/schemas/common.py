@@ -6,7 +6,7 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from api.body import HugeNumber, pointer_escape
@@ -73,8 +73,18 @@ GeneName = Annotated[
     Field(min_length=1, max_length=MAX_GENE_NAME, description=("A gene name: 1-200 printable characters")),
     AfterValidator(printable),
 ]
-TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many nearest hits to return (1-1000)")]
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="Seed for the randomised steps (k-means)")]
+
+
+def _whole(value: Any) -> Any:
+    """2.0 is the integer 2 in JSON (and in JSON Schema); 2.5 and "2" are still refused."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]  # every integer field of a request
+TopK = Annotated[Whole, Field(ge=1, le=MAX_TOP_K, description="How many nearest hits to return (1-1000)")]
+Seed = Annotated[Whole, Field(ge=0, le=MAX_SEED, description="Seed for the randomised steps (k-means)")]
 
 
 def check_storable(value: Any, pointer: str, depth: int = 0) -> None:

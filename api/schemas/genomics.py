@@ -25,6 +25,7 @@ from api.schemas.common import (
     Seed,
     TopK,
     VectorId,
+    Whole,
     checked_filter,
     metadata_json,
 )
@@ -42,7 +43,7 @@ class Params(Body):
         "auto_evr", description=("auto_evr: fewest components reaching evr_target; fixed_k: min(target, max_k, rank)")
     )
     evr_target: float = Field(0.9, gt=0, le=1, description="Explained-variance target for auto_evr, in (0, 1]")
-    max_k: int = Field(256, ge=1, le=MAX_DIMENSIONS, description="Most components kept")
+    max_k: Whole = Field(256, ge=1, le=MAX_DIMENSIONS, description="Most components kept")
 
     def as_params(self) -> CompressionParams:
         return CompressionParams(self.mode, float(self.evr_target), self.max_k)
@@ -54,7 +55,7 @@ GeneNames = list[GeneName]
 class CompressRequest(Body):
     gene_names: GeneNames = Field(min_length=1, max_length=MAX_GENES, description="One unique name per column")
     expression_matrix: Matrix = Field(description="Cells × genes raw counts: finite numbers ≥ 0")
-    compression_target: int = Field(ge=1, le=MAX_DIMENSIONS, description="Most components to keep")
+    compression_target: Whole = Field(ge=1, le=MAX_DIMENSIONS, description="Most components to keep")
     params: Params | None = Field(None, description="Defaults: auto_evr, evr_target 0.9, max_k 256")
     seed: Seed = 0
 
@@ -67,9 +68,9 @@ class BuildRequest(Body):
         None,
         description=("One object per cell: `barcode` (unique) becomes the vector id, `cell_type` a string or null"),
     )
-    target_dimensions: int = Field(ge=1, le=MAX_DIMENSIONS, description="Dimensions of the stored vectors")
+    target_dimensions: Whole = Field(ge=1, le=MAX_DIMENSIONS, description="Dimensions of the stored vectors")
     mode: Literal["cell", "cluster"] = Field(description="cell: a vector per cell; cluster: a centroid per cluster")
-    n_clusters: int | None = Field(None, ge=1, le=MAX_CLUSTERS, description="Cluster mode only; default √(cells/2)")
+    n_clusters: Whole | None = Field(None, ge=1, le=MAX_CLUSTERS, description="Cluster mode only; default √(cells/2)")
     params: Params | None = Field(None, description="Default: fixed_k, keeping exactly target_dimensions")
     seed: Seed = 0
 

@@ -1,0 +1,86 @@
+"""Unwritable audit rows: the middleware fails closed (503), health still answers, a bad row spares its batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC
+
+import asyncpg
+import pytest
+
+from db.pool import create_pool
+from tests import pg
+from tests.test_audit_middleware import client_for
+from workers.audit_writer import AuditWriter
+
+
+@pytest.fixture(scope="module")
+async def broken_writer_client(settings, server_url):
+    """An app whose audit writer points at a database with no audit_logs table: every insert fails."""
+    url = pg.create_database(server_url, prefix="don_noaudit")
+    conn = await asyncpg.connect(url)
+    await conn.execute(
+        "CREATE EXTENSION IF NOT EXISTS vector; "
+        "CREATE TABLE _yoyo_migration (migration_id text, applied_at_utc timestamp)"
+    )
+    await conn.close()
+    broken_pool = await create_pool(url, **settings.pool_options())
+    async with client_for(settings, broken_pool) as client:
+        yield client, client.writer
+    await broken_pool.close()
+
+
+async def test_a_failing_audit_insert_yields_503_not_the_response(broken_writer_client, caplog):
+    client, writer = broken_writer_client
+    with caplog.at_level(logging.ERROR):
+        response = await client.post("/echo", content=b"data")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "sha256" not in response.text
+    assert any("AUDIT_WRITE_FAILED" in r.getMessage() for r in caplog.records)
+    assert writer.failures >= 1
+
+
+async def test_health_paths_answer_even_when_their_row_cannot_be_written(broken_writer_client):
+    client, writer = broken_writer_client
+    before = writer.failures
+    live = await client.get("/api/v1/health/live")
+    deep = await client.get("/api/v1/health")
+    assert live.status_code == 200
+    assert deep.status_code == 200 and deep.json()["status"] == "healthy"
+    assert writer.failures == before + 2
+
+
+async def test_one_unwritable_row_does_not_cost_its_batch_neighbours_their_rows(pool, trace_id):
+    from datetime import datetime
+
+    from db.audit import AuditRow, AuditWriteFailed
+
+    writer = AuditWriter(pool, 2.0)
+
+    def row(n: int, metadata: dict) -> AuditRow:
+        return AuditRow(
+            occurred_at=datetime.now(UTC),
+            institution="anonymous",
+            action="GET /batch",
+            trace_id=f"{trace_id}-{n}",
+            resource_type="http_request",
+            resource_id="/batch",
+            ip_address=None,
+            user_agent=None,
+            metadata=metadata,
+        )
+
+    results = await asyncio.gather(
+        writer.write(row(1, {"ok": 1})),
+        writer.write(row(2, {"bad": float("nan")})),
+        writer.write(row(3, {"ok": 3})),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[2] is None and isinstance(results[1], AuditWriteFailed)
+    written = await pool.fetch(
+        "SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '-%' ORDER BY trace_id", trace_id
+    )
+    assert [r["trace_id"] for r in written] == [f"{trace_id}-1", f"{trace_id}-3"]
+    assert writer.failures == 1 and writer.rows_written == 2
