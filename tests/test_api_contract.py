@@ -20,117 +20,21 @@ genomics; API_FUZZ_PINNED_EXAMPLES cases per operation, default API_FUZZ_EXAMPLE
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import urllib.parse
 import uuid
 
-import openapi_spec_validator
 import psycopg2
 import pytest
 import requests
 import schemathesis
 from hypothesis import strategies as st
-from schemathesis import checks as st_checks
-from schemathesis.specs.openapi import checks as oas_checks
 
+from tests.contract_checks import CHECKS
 from tests.live_service import serving
 
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "200"))
 PINNED_EXAMPLES = int(os.environ.get("API_FUZZ_PINNED_EXAMPLES", str(EXAMPLES)))
-PROBLEM_FIELDS = ("type", "title", "status", "detail")
-PROBLEM_TYPE = "application/problem+json"
 HOURLY_LIMIT = 1_000_000_000  # the column is an integer; no run comes near it
-
-
-def problem_json(ctx, response, case) -> None:
-    """Every 4xx/5xx is RFC 9457 problem+json with type, title, status (= the HTTP status), detail, trace_id."""
-    if response.status_code < 400:
-        return None
-    media_type = response.headers.get("content-type", [""])[0].split(";")[0].strip()
-    if media_type != PROBLEM_TYPE:
-        raise AssertionError(f"{response.status_code} answered as {media_type!r}, not {PROBLEM_TYPE}")
-    body = json.loads(response.content)
-    missing = [field for field in PROBLEM_FIELDS if field not in body]
-    if missing:
-        raise AssertionError(f"problem body lacks {missing}: {body}")
-    if body["status"] != response.status_code:
-        raise AssertionError(f"problem status {body['status']} differs from HTTP status {response.status_code}")
-    if not all(isinstance(body[field], str) and body[field] for field in ("type", "title", "detail")):
-        raise AssertionError(f"type, title and detail must be non-empty strings: {body}")
-    if "trace_id" not in body:
-        raise AssertionError(f"problem body lacks trace_id: {body}")
-    details = [("detail", body["detail"])]
-    if isinstance(body.get("errors"), list):
-        details += [
-            (f"errors[{i}].detail", item.get("detail"))
-            for i, item in enumerate(body["errors"])
-            if isinstance(item, dict) and isinstance(item.get("detail"), str)
-        ]
-    echoed = _sent_strings(case)
-    for where, text in details:
-        leak = INTERNALS.search(_without(text, echoed))
-        if leak:
-            raise AssertionError(f"{where} shows Python internals ({leak.group(0)!r}): {text!r}")
-    return None
-
-
-# What a person should never read in an error: exception class names (`JSONDecodeError`,
-# `ValidationError`, `asyncpg.exceptions.DataError`), tracebacks, library names, object reprs.
-INTERNALS = re.compile(
-    r"\b\w+(?:Error|Exception)\b|Traceback|JSONDecode|\bpydantic\b|\basyncpg\b|"
-    r"<class |object at 0x|File \"|\binstance of \w+"
-)
-
-
-def _sent_strings(case) -> list[str]:
-    """Every string the case sent (path, query, body keys and values), in the forms a detail may quote
-    it: an error may rightly echo input (`no collection named 'xError'`), and that is not a leak."""
-    if case is None:
-        return []
-    found: list[str] = []
-
-    def walk(value) -> None:
-        if isinstance(value, str):
-            found.extend((value, repr(value), json.dumps(value), json.dumps(value, ensure_ascii=False)))
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(key)
-                walk(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-
-    for container in (case.path_parameters, case.query, getattr(case, "body", None)):
-        walk(container)
-    for container in (case.path_parameters, case.query):  # sent percent-encoded: also in decoded form
-        for value in (container or {}).values():
-            if isinstance(value, str):
-                walk(urllib.parse.unquote(value))
-    return sorted({text for text in found if text}, key=len, reverse=True)
-
-
-def _without(text: str, echoed: list[str]) -> str:
-    for sent in echoed:
-        text = text.replace(sent, " ")
-    return text
-
-
-CHECKS = [
-    st_checks.not_a_server_error,
-    oas_checks.status_code_conformance,
-    oas_checks.content_type_conformance,
-    oas_checks.response_headers_conformance,
-    oas_checks.response_schema_conformance,
-    # Invalid input (negative mode) must be refused with a 4xx, valid input must not be.
-    oas_checks.negative_data_rejection,
-    # Not positive_data_acceptance: some rules cannot be said in JSON Schema (a vector's length is the
-    # collection's dimensions, `since` must be before `until`), so schema-valid requests can rightly be 422.
-    # A 2xx on a bearerAuth operation is re-sent without / with a wrong token and must then be 401.
-    oas_checks.ignored_auth,
-    problem_json,
-]
 
 
 def _make_token(database_url: str) -> str:
@@ -392,85 +296,3 @@ def _fit_vectors(case) -> None:
     elif isinstance(body.get(items), list):
         body = {**body, items: [fitted(item) for item in body[items]]}
     case.body = body
-
-
-def test_openapi_document_is_valid_openapi(live_service):
-    response = requests.get(f"{live_service}/openapi.json", timeout=10)
-    assert response.status_code == 200
-    assert response.headers["content-type"].split(";")[0] == "application/json"
-    document = response.json()
-    assert document["openapi"].startswith("3.1")
-    openapi_spec_validator.validate(document)
-    schemes = document["components"]["securitySchemes"]
-    assert schemes["bearerAuth"] == {**schemes["bearerAuth"], "type": "http", "scheme": "bearer"}
-
-
-class _Answer:
-    """Just what `problem_json` reads of a schemathesis Response."""
-
-    def __init__(self, status: int, content_type: str, body: dict | str):
-        self.status_code = status
-        self.headers = {"content-type": [content_type]}
-        self.content = (body if isinstance(body, str) else json.dumps(body)).encode()
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [
-        _Answer(
-            404, "application/json", {"type": "t", "title": "Not Found", "status": 404, "detail": "d", "trace_id": "x"}
-        ),
-        _Answer(500, "text/plain", "Internal Server Error"),
-        _Answer(422, PROBLEM_TYPE, {"type": "t", "title": "Unprocessable", "status": 422, "trace_id": "x"}),
-        _Answer(429, PROBLEM_TYPE, {"type": "t", "title": "Too Many", "status": 400, "detail": "d", "trace_id": "x"}),
-        _Answer(401, PROBLEM_TYPE, {"type": "t", "title": "Unauthorized", "status": 401, "detail": "d"}),
-    ],
-)
-def test_problem_check_rejects_errors_that_are_not_problem_json(answer):
-    with pytest.raises(AssertionError):
-        problem_json(None, answer, None)
-
-
-def _problem(detail: str, **extra) -> _Answer:
-    body = {"type": "t", "title": "Unprocessable Content", "status": 422, "detail": detail, "trace_id": "x", **extra}
-    return _Answer(422, PROBLEM_TYPE, body)
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [
-        _problem("JSONDecodeError: Expecting value: line 1 column 1 (char 0)"),
-        _problem("Expecting value (JSONDecode)"),
-        _problem("Traceback (most recent call last):"),
-        _problem("asyncpg.exceptions.DataError: invalid input"),
-        _problem("input should be a valid dictionary or instance of UpsertRequest"),
-        _problem(
-            "bad input", errors=[{"pointer": "/a", "detail": "fine"}, {"pointer": "/b", "detail": "a ValueError"}]
-        ),
-    ],
-)
-def test_problem_check_rejects_details_that_show_python_internals(answer):
-    with pytest.raises(AssertionError, match="shows Python internals"):
-        problem_json(None, answer, None)
-
-
-def test_problem_check_accepts_a_problem_and_ignores_successes():
-    good = {"type": "https://x/problems/y", "title": "Not Found", "status": 404, "detail": "d", "trace_id": "t"}
-    assert problem_json(None, _Answer(404, "application/problem+json; charset=utf-8", good), None) is None
-    assert problem_json(None, _Answer(200, "text/html", "<p>ok</p>"), None) is None
-
-
-class _Sent:
-    """Just what `problem_json` reads of a schemathesis Case."""
-
-    def __init__(self, path_parameters=None, query=None, body=None):
-        self.path_parameters, self.query, self.body = path_parameters or {}, query or {}, body
-
-
-def test_problem_check_allows_internals_like_words_that_the_request_sent():
-    echoed = _problem("no collection named 'KeyError'")
-    assert problem_json(None, echoed, _Sent(path_parameters={"name": "KeyError"})) is None
-    assert problem_json(None, echoed, _Sent(path_parameters={"name": "%4BeyError"})) is None  # sent percent-encoded
-    assert problem_json(None, _problem("no genomics project 'aError'"), _Sent(body={"project_id": "aError"})) is None
-    with pytest.raises(AssertionError):  # only what was sent is excused
-        problem_json(None, echoed, _Sent(path_parameters={"name": "other"}))
