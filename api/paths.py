@@ -4,7 +4,9 @@ from __future__ import annotations
 
 API_PREFIX = "/api/v1"
 # Probes must always learn the truth: these answer even when their audit row cannot be written.
-HEALTH_PATHS = frozenset({"/api/v1/health", "/api/v1/health/live"})
+HEALTH_PATH = "/api/v1/health"
+LIVE_PATH = "/api/v1/health/live"
+HEALTH_PATHS = frozenset({HEALTH_PATH, LIVE_PATH})
 # Outside /api/v1 nothing needs a token (the docs page, its assets, the OpenAPI document);
 # inside it only the health paths are open. Every path is audited all the same.
 PUBLIC_API_PATHS = HEALTH_PATHS

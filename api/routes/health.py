@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.endpoint import Endpoint, answer
+from api.paths import HEALTH_PATH, LIVE_PATH
 from api.schemas.service import Health, Live
 from db import health as db_health
 from db.pool import DatabaseUnavailable, lend, pool_figures, why_unavailable
@@ -56,7 +57,7 @@ async def live(request: Request) -> Response:
 endpoints = [
     Endpoint(
         "GET",
-        "/api/v1/health",
+        HEALTH_PATH,
         health,
         "Deep health: the database answers within HEALTH_TIMEOUT",
         "health",
@@ -67,7 +68,7 @@ endpoints = [
     ),
     Endpoint(
         "GET",
-        "/api/v1/health/live",
+        LIVE_PATH,
         live,
         "Liveness: the process serves; touches no database",
         "health",

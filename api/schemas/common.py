@@ -12,10 +12,10 @@ from pydantic_core import PydanticCustomError
 from api.body import HugeNumber, pointer_escape
 from api.problems import InvalidInput
 from db.genomics_projects import COLLECTION_PREFIX as GENOMICS_PREFIX  # noqa: F401 (one home: db)
+from db.hnsw import METRICS  # the metrics the SQL files implement: one home, in db
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 PROJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-METRICS = ("cosine", "l2", "inner_product")
 MAX_DIMENSIONS = 2000  # pgvector's HNSW indexes vectors of at most 2,000 dimensions
 MAX_TOP_K = 1000
 MAX_ID_LENGTH = 200
@@ -49,7 +49,7 @@ def printable(value: str) -> str:
     return value
 
 
-Metric = Annotated[Literal["cosine", "l2", "inner_product"], Field(description="Distance: cosine, l2 or inner_product")]
+Metric = Annotated[Literal[METRICS], Field(description="Distance: cosine, l2 or inner_product")]
 CollectionName = Annotated[
     str,
     Field(
