@@ -130,7 +130,7 @@ def test_malformed_json_is_400_and_duplicate_keys_422(raw, status):
         ({"name": "genomics.mine", "dimensions": 3, "metric": "cosine"}, "/name"),
         ({"name": "ok", "dimensions": 0, "metric": "cosine"}, "/dimensions"),
         ({"name": "ok", "dimensions": 2001, "metric": "cosine"}, "/dimensions"),
-        ({"name": "ok", "dimensions": 3.0, "metric": "cosine"}, "/dimensions"),
+        ({"name": "ok", "dimensions": 3.5, "metric": "cosine"}, "/dimensions"),  # 3.0 is 3 in JSON
         ({"name": "ok", "dimensions": True, "metric": "cosine"}, "/dimensions"),
         ({"name": "ok", "dimensions": 3, "metric": "dot"}, "/metric"),
         ({"name": "ok", "dimensions": 3}, "/metric"),
