@@ -25,6 +25,7 @@ from api.problems import problem_response
 from api.redaction import redacted_query
 from api.trace import trace_id_from
 from core.logs import trace_id_var
+from core.tokens import redact
 from db.audit import AuditRow, AuditWriteFailed
 
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request before the response"
@@ -254,7 +255,7 @@ def _as_ip(host: str) -> str | None:
 
 def _clean(value: str, limit: int) -> str:
     """Text safe for a text/jsonb column and a log line: no NUL, no control characters, no lone surrogates."""
-    value = value[:limit]
+    value = redact(value)[:limit]
     if value.isprintable() and value.isascii():
         return value  # the common case, checked in C
     value = "".join(ch if ch.isprintable() else "\ufffd" for ch in value)

@@ -1,4 +1,5 @@
-"""What must never be stored: the one home of the query keys that carry secrets.
+"""What must never be stored: the one home of the query keys that carry secrets (token-shaped
+text anywhere is redacted too: core/tokens.redact).
 
 Two lists on purpose: authentication refuses a request whose query string holds a key a client
 would put *our* token under (so a token in a URL is never accepted, and the client learns it at
@@ -9,6 +10,8 @@ some other system is still not ours to store), without refusing the request.
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode
+
+from core.tokens import redact
 
 TOKEN_QUERY_KEYS = frozenset({"token", "access_token", "api_key", "apikey", "key", "authorization"})
 SECRET_QUERY_KEYS = TOKEN_QUERY_KEYS | {"secret", "password"}
@@ -25,4 +28,4 @@ def redacted_query(raw: bytes) -> str:
     if not raw:
         return ""
     pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    return urlencode([(k, REDACTED if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs])
+    return urlencode([(redact(k), REDACTED if k.lower() in SECRET_QUERY_KEYS else redact(v)) for k, v in pairs])

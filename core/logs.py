@@ -6,6 +6,8 @@ import contextvars
 import logging
 import sys
 
+from core.tokens import redact
+
 trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trace_id", default="-")
 
 
@@ -13,6 +15,13 @@ class _TraceIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.trace_id = trace_id_var.get()
         return True
+
+
+class _RedactingFormatter(logging.Formatter):
+    """No token-shaped string reaches a log line, whatever a message, a library or a traceback put in it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class _OneLineFilter(logging.Filter):
@@ -32,7 +41,7 @@ def configure(level: str) -> None:
     """Send every log line to stderr as `time level logger trace=<id> message`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_TraceIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s trace=%(trace_id)s %(message)s"))
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s trace=%(trace_id)s %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -17,6 +17,9 @@ PREFIX = "donr_"
 _BODY_CHARS = 43  # base64url of 32 bytes, padding stripped
 _SHAPE = re.compile(r"donr_([A-Za-z0-9_-]{43})_([A-Z2-7]{6})")
 PUBLIC_PREFIX_CHARS = 8
+# Anything shaped like a token, checksum or not (a mistyped token is still a secret): for redaction.
+LOOKS_LIKE_TOKEN = re.compile(r"donr_[A-Za-z0-9_-]{20,}")
+REDACTED = "donr_REDACTED"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ def well_formed(token: str) -> bool:
 def public_prefix(token: str) -> str:
     """The part of a token that may be shown and logged: `donr_` and the first 8 body characters."""
     return token[: len(PREFIX) + PUBLIC_PREFIX_CHARS]
+
+
+def redact(text: str) -> str:
+    """`text` with every token-shaped string replaced by donr_REDACTED (cheap when there is none)."""
+    return LOOKS_LIKE_TOKEN.sub(REDACTED, text) if "donr_" in text else text
 
 
 def digest(token: str) -> bytes:

@@ -12,6 +12,7 @@ import zlib
 import pytest
 
 from api.schemas.common import MAX_METADATA_DEPTH
+from tests.conftest import audit_rows
 from tests.test_collections_api import assert_problem, create, upsert
 from tests.test_genomics_api import dataset, new_project
 
@@ -225,3 +226,31 @@ async def test_a_whole_number_written_with_a_decimal_point_is_an_integer(client,
     for bad in (2.5, "2", True):
         refused = await client.post(search, headers=institution.headers, json={"vector": [1, 0], "top_k": bad})
         assert_problem(refused, 422, "/top_k")
+
+
+async def test_token_shaped_strings_never_reach_the_audit_row(client, institution, pool, trace_id):
+    # Regression: a token under an unlisted query key (?bearer=...) or in the path was stored verbatim.
+    from core import tokens
+
+    secret = tokens.issue().plaintext
+    headers = {**institution.headers, "X-Request-ID": trace_id, "User-Agent": f"client/{secret}"}
+    await client.get(f"/api/v1/collections/{secret}", params={"bearer": secret, "q": f"x{secret}y"}, headers=headers)
+    rows = await audit_rows(pool, trace_id)
+    assert len(rows) == 1
+    assert secret not in json.dumps(rows, default=str)
+    assert tokens.REDACTED in rows[0]["action"] and tokens.REDACTED in rows[0]["metadata"]["query"]
+
+
+def test_token_shaped_strings_never_reach_a_log_line(caplog):
+    import logging
+
+    from core import logs, tokens
+
+    secret = tokens.issue().plaintext
+    formatter = logs._RedactingFormatter("%(message)s")
+    try:
+        raise ValueError(f"bad {secret}")
+    except ValueError as exc:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "saw %s", (secret,), (ValueError, exc, None))
+    line = formatter.format(record)
+    assert secret not in line and line.count(tokens.REDACTED) == 2
