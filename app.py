@@ -69,7 +69,12 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
-    return AuditMiddleware(app, max_body_bytes=settings.max_body_bytes)
+    return AuditMiddleware(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        request_timeout=settings.request_timeout,
+        long_request_timeout=settings.long_request_timeout,
+    )
 
 
 if __name__ == "__main__":

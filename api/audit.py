@@ -1,17 +1,23 @@
-"""The audit middleware: pure ASGI, outermost, one audit row per HTTP request.
+"""The audit middleware: pure ASGI, outermost, one audit row per HTTP request, and the request's deadline.
 
-It lives in api/ because it is HTTP plumbing; the SQL it runs is in db/audit.py and sql/.
-It wraps the whole Starlette app (outside its error middleware) so that every response,
-the 500s and 404s included, passes through it as messages. The final body chunk is held back
-until the request's audit row is committed; if the row cannot be written the client gets a
-503 instead (fail closed), except on the health paths, which must always tell the truth.
+It lives in api/ because it is HTTP plumbing; the row is built in api/audit_row.py and written by
+workers/audit_writer.py. It wraps the whole Starlette app (outside its error middleware) so that
+every response, the 500s and 404s included, passes through it as messages. The final body chunk is
+held back until the request's audit row is committed; if the row cannot be written the client gets
+a 503 instead (fail closed). The health paths queue their row and answer at once: a probe must
+always get the truth, fast.
+
+Every request has one deadline (REQUEST_TIMEOUT; LONG_REQUEST_TIMEOUT for the genomics builds).
+The handler, with authentication and the quota, must finish AUDIT_RESERVE before it; whichever step
+is still running then is cancelled and the client gets 503 with Retry-After. The audit write gets
+what is left, at least AUDIT_RESERVE: a row still queued then is rewritten to say 503, which is what
+the client gets, so the row and the answer never disagree.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import hashlib
-import ipaddress
 import logging
 import time
 from datetime import UTC, datetime
@@ -20,15 +26,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.paths import audit_exempt
+from api.audit_row import audit_row, content_length
+from api.paths import audit_exempt, long_running
 from api.problems import problem_response
-from api.redaction import redacted_query
 from api.trace import trace_id_from
 from core.logs import trace_id_var
-from core.tokens import redact
-from db.audit import AuditRow, AuditWriteFailed
+from db.audit import AuditWriteFailed
+from workers.audit_writer import LateRow
 
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request before the response"
+AUDIT_RESERVE = 0.5  # seconds of the deadline kept for the audit write
+OK, LATE, FAILED = "ok", "late", "failed"
 log = logging.getLogger(__name__)
 
 
@@ -38,9 +46,13 @@ class BodyTooLarge(HTTPException):
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int):
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, request_timeout: float = 5.0, long_request_timeout: float = 300.0
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.request_timeout = request_timeout
+        self.long_request_timeout = long_request_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,6 +74,10 @@ class _Exchange:
         self.occurred_at = datetime.now(UTC)
         self.trace_id = trace_id_from(scope["headers"])
         self.exempt = audit_exempt(scope["path"])
+        self.timeout = middleware.long_request_timeout if long_running(scope["path"]) else middleware.request_timeout
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + self.timeout
+        self.watchdog: asyncio.Timeout | None = None
         self.digest = hashlib.sha256()
         self.request_bytes = 0
         self.response_bytes = 0
@@ -71,18 +87,18 @@ class _Exchange:
         self.audited = False
         self.disconnected = False
         scope["trace_id"] = self.trace_id
-        # Downstream layers (authentication) enrich the row through this dict.
         scope["audit"] = {"institution": "anonymous", "metadata": {}}
 
     async def run(self) -> None:
         token = trace_id_var.set(self.trace_id)
         try:
-            declared = _content_length(self.scope["headers"])
+            declared = content_length(self.scope["headers"])
             if declared is not None and declared > self.limit:
                 await self._answer_problem(413, f"request body exceeds the limit of {self.limit} bytes")
                 return
             try:
-                await self.app(self.scope, self.receive, self.send)
+                async with asyncio.timeout_at(self.deadline - AUDIT_RESERVE) as self.watchdog:
+                    await self.app(self.scope, self.receive, self.send)
             except ClientDisconnect:
                 # The client went away mid-body: not a server error, nothing left to answer.
                 if not self.audited:
@@ -90,6 +106,9 @@ class _Exchange:
                 log.info("client disconnected during %s %s", self.scope["method"], self.scope["path"])
                 return
             except BaseException as exc:
+                if isinstance(exc, TimeoutError) and self.watchdog.expired() and not self.audited:
+                    await self._answer_late()
+                    return
                 if not self.audited:
                     await self._finish_after_crash()
                 if not isinstance(exc, Exception):
@@ -128,6 +147,7 @@ class _Exchange:
         if kind != "http.response.body":
             await self.send_raw(message)
             return
+        self._stop_watchdog()  # the answer is made: from here the audit write has its own bound
         chunk = message.get("body", b"")
         self.response_bytes += len(chunk)
         if message.get("more_body", False):
@@ -135,15 +155,20 @@ class _Exchange:
             await self.send_raw(message)
             return
         # The last chunk: nothing more leaves until the audit row is committed.
-        if not await self._audit(self.status):
-            if self.sent_start:
-                # A streamed response cannot change its status; cutting it short tells the client.
-                raise AuditWriteFailed("audit row not written; streamed response aborted")
-            self.held_start = None
-            await self._answer_unaudited()
+        outcome = await self._audit(self.status)
+        if outcome is OK:
+            await self._release_start()
+            await self.send_raw(message)
             return
-        await self._release_start()
-        await self.send_raw(message)
+        if self.sent_start:
+            # A streamed response cannot change its status; cutting it short tells the client.
+            raise AuditWriteFailed("audit row not written; streamed response aborted")
+        self.held_start = None
+        await self._answer_not_audited(outcome)
+
+    def _stop_watchdog(self) -> None:
+        if self.watchdog is not None and not self.watchdog.expired():
+            self.watchdog.reschedule(None)
 
     async def _release_start(self) -> None:
         if self.held_start is not None:
@@ -153,27 +178,43 @@ class _Exchange:
 
     async def _finish_after_crash(self) -> None:
         """The app raised, or returned without finishing a response: record a 500 and answer one if we still can."""
-        status = CLIENT_CLOSED if self.disconnected else 500
-        ok = await self._audit(status)
+        outcome = await self._audit(CLIENT_CLOSED if self.disconnected else 500)
         if self.sent_start:
             return
         self.held_start = None
-        if ok:
+        if outcome is OK:
             await self._send_problem(500, "an unexpected error occurred; quote the trace_id when reporting it")
         else:
-            await self._answer_unaudited()
+            await self._answer_not_audited(outcome)
 
     async def _answer_problem(self, status: int, detail: str) -> None:
         """Answer without calling the app (e.g. a declared body over the limit), audited like any response."""
-        if await self._audit(status):
+        outcome = await self._audit(status)
+        if outcome is OK:
             await self._send_problem(status, detail)
         else:
-            await self._answer_unaudited()
+            await self._answer_not_audited(outcome)
 
-    async def _answer_unaudited(self) -> None:
+    async def _answer_late(self) -> None:
+        """The deadline passed before the app answered: the app was cancelled; 503, audited as such."""
+        self.held_start = None
+        await self._audit(503, deadline_exceeded=True)  # whatever the outcome, the row (if any) says 503
+        await self._send_late()
+
+    async def _answer_not_audited(self, outcome: str) -> None:
+        if outcome is LATE:  # the row now says 503 and will be written when it can be
+            await self._send_late()
+            return
         await self._send_problem(
             503,
             "the audit trail is unavailable, so the request cannot be answered; retry shortly",
+            {"Retry-After": "2"},
+        )
+
+    async def _send_late(self) -> None:
+        await self._send_problem(
+            503,
+            f"the request did not finish within its {self.timeout:g} s deadline; retry shortly",
             {"Retry-After": "2"},
         )
 
@@ -184,79 +225,36 @@ class _Exchange:
         await response(self.scope, self.receive_raw, self.send_raw)
         self.sent_start = True
 
-    async def _audit(self, status: int | None) -> bool:
-        """Write this request's row; True once committed. Health paths answer even when it fails."""
+    async def _audit(self, status: int | None, deadline_exceeded: bool = False) -> str:
+        """Write this request's row: OK once committed, LATE if it now says 503, FAILED if not written.
+        Health paths only queue theirs, and answer whatever happens to it."""
         self.audited = True
         if self.disconnected:
             status = CLIENT_CLOSED
+        row = audit_row(
+            self.scope,
+            occurred_at=self.occurred_at,
+            trace_id=self.trace_id,
+            status=status or 500,
+            elapsed_ms=(time.perf_counter() - self.started) * 1000,
+            request_bytes=self.request_bytes,
+            response_bytes=self.response_bytes,
+            request_sha256=self.digest.hexdigest() if self.request_bytes else None,
+        )
+        if deadline_exceeded:
+            row.metadata["deadline_exceeded"] = True
         writer = self.scope.get("state", {}).get("audit_writer")
         try:
             if writer is None:
                 raise AuditWriteFailed("the audit writer is not running")
-            await writer.write(self._row(status or 500))
-            return True
+            if self.exempt:
+                writer.write_nowait(row)
+                return OK
+            await writer.write(row, timeout=max(self.deadline - self.loop.time(), AUDIT_RESERVE))
+            return OK
+        except LateRow:
+            log.warning("AUDIT_LATE %s %s: answered 503, and the row says so", self.scope["method"], self.scope["path"])
+            return LATE
         except AuditWriteFailed as exc:
             log.error("AUDIT_WRITE_FAILED %s %s status=%s: %s", self.scope["method"], self.scope["path"], status, exc)
-            return self.exempt
-
-    def _row(self, status: int) -> AuditRow:
-        scope = self.scope
-        context = scope["audit"]
-        headers = dict(scope["headers"])
-        metadata = {
-            "method": scope["method"],
-            "endpoint": _clean(scope["path"], 1000),
-            "query": _clean(redacted_query(scope.get("query_string", b"")), 2000),
-            "status_code": status,
-            "response_time_ms": round((time.perf_counter() - self.started) * 1000, 3),
-            "request_bytes": self.request_bytes,
-            "response_bytes": self.response_bytes,
-            "request_sha256": self.digest.hexdigest() if self.request_bytes else None,
-            "content_type": _clean(headers.get(b"content-type", b"").decode("latin-1"), 200) or None,
-        }
-        for key, value in context["metadata"].items():
-            metadata.setdefault(key, value)
-        return AuditRow(
-            occurred_at=self.occurred_at,
-            institution=context["institution"],
-            action=_clean(f"{scope['method']} {scope['path']}", 1000),
-            trace_id=self.trace_id,
-            resource_type="http_request",
-            resource_id=_clean(scope["path"], 1000),
-            ip_address=_client_ip(scope),
-            user_agent=_clean(headers.get(b"user-agent", b"").decode("latin-1"), 512) or None,
-            metadata=metadata,
-        )
-
-
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _client_ip(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return _as_ip(client[0]) if client else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _as_ip(host: str) -> str | None:
-    """The address in canonical form, or None for what inet would refuse (a socket path, a name)."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
-
-
-def _clean(value: str, limit: int) -> str:
-    """Text safe for a text/jsonb column and a log line: no NUL, no control characters, no lone surrogates."""
-    value = redact(value)[:limit]
-    if value.isprintable() and value.isascii():
-        return value  # the common case, checked in C
-    value = "".join(ch if ch.isprintable() else "\ufffd" for ch in value)
-    return value.encode("utf-8", "replace").decode("utf-8")
+            return FAILED

@@ -19,3 +19,11 @@ def needs_token(path: str) -> bool:
 def audit_exempt(path: str) -> bool:
     """True where the response leaves even if its audit row failed (the row is still attempted)."""
     return path in HEALTH_PATHS
+
+
+# Requests that do heavy work inside the request get LONG_REQUEST_TIMEOUT instead of REQUEST_TIMEOUT.
+LONG_RUNNING_PATHS = frozenset({"/api/v1/genomics/compress", "/api/v1/genomics/vectors/build"})
+
+
+def long_running(path: str) -> bool:
+    return path in LONG_RUNNING_PATHS

@@ -27,6 +27,8 @@ class Settings:
     connect_timeout: float = 5.0
     startup_timeout: float = 20.0
     health_timeout: float = 1.0
+    request_timeout: float = 5.0
+    long_request_timeout: float = 300.0
     max_body_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
     forwarded_allow_ips: str = "127.0.0.1"
@@ -157,6 +159,18 @@ ENV: tuple[EnvVar, ...] = (
         "startup_timeout",
         "seconds",
         "How long start-up retries an unreachable database, with back-off (default 20)",
+    ),
+    EnvVar(
+        "REQUEST_TIMEOUT",
+        "request_timeout",
+        "seconds",
+        "One deadline for a whole request (auth, quota, handler, audit); after it 503 with Retry-After (default 5)",
+    ),
+    EnvVar(
+        "LONG_REQUEST_TIMEOUT",
+        "long_request_timeout",
+        "seconds",
+        "The deadline of the genomics compress and build requests, which compute inside the request (default 300)",
     ),
     EnvVar("HEALTH_TIMEOUT", "health_timeout", "seconds", "Bound on the health check's database probe (default 1)"),
     EnvVar(

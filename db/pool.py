@@ -86,7 +86,19 @@ async def lend(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Conn
     try:
         yield conn
     finally:
-        await pool.release(conn)
+        await _release(pool, conn, timeout)
+
+
+async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection, timeout: float) -> None:
+    """Give the connection back, bounded; one that cannot be reset cleanly (its server went away
+    mid-statement, asyncpg's InternalClientError on a broken protocol state) is closed instead of
+    escaping as an error after the request's work is done."""
+    try:
+        await pool.release(conn, timeout=timeout)
+    except (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError, asyncpg.PostgresError) as exc:
+        log.warning("connection dropped on release (%s): %s", type(exc).__name__, why_unavailable(exc))
+        with contextlib.suppress(asyncpg.InterfaceError):  # already back in the pool, closed
+            conn.terminate()
 
 
 async def close(pool: asyncpg.Pool, timeout: float = 10.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -78,9 +79,15 @@ def trace_id() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
-async def audit_rows(pool: asyncpg.Pool, trace_id: str) -> list[dict]:
-    rows = await pool.fetch("SELECT * FROM audit_logs WHERE trace_id = $1 ORDER BY id", trace_id)
-    return [dict(r) for r in rows]
+async def audit_rows(pool: asyncpg.Pool, trace_id: str, wait: float = 0.0) -> list[dict]:
+    """The rows of one trace id; `wait` seconds at most for the first to appear (the health paths
+    queue their row and answer without waiting for it)."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        rows = await pool.fetch("SELECT * FROM audit_logs WHERE trace_id = $1 ORDER BY id", trace_id)
+        if rows or asyncio.get_running_loop().time() >= deadline:
+            return [dict(r) for r in rows]
+        await asyncio.sleep(0.02)
 
 
 class TestInstitution:

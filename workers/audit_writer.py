@@ -1,53 +1,97 @@
-"""Group commit of audit rows: concurrent requests share one INSERT round trip; each waits for its own row."""
+"""Group commit of audit rows: concurrent requests share one INSERT round trip; each waits for its own row.
+
+Every outcome of a batch is known before a waiting request answers: committed, not written, or
+(when the connection died after the INSERT was sent, so the commit may or may not have happened)
+looked up by trace id and time on another connection. A request that cannot wait any longer for
+its row either rewrites the row's status while it is still queued (the client gets that status, and
+so does the row) or, once the row is in flight, learns the batch's outcome like everyone else.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import logging
+from dataclasses import dataclass
 
 import asyncpg
 
+from core.logs import trace_id_var
 from db.audit import AuditRow, AuditWriteFailed, insert_rows
+from db.audit_lookup import committed
 from db.pool import UNAVAILABLE_ERRORS, lend
 
 log = logging.getLogger(__name__)
+LOOKUP_TIMEOUT = 2.0  # seconds for resolving an ambiguous batch on a fresh connection
+
+
+@dataclass(eq=False)
+class _Pending:
+    row: AuditRow
+    future: asyncio.Future
 
 
 class AuditWriter:
-    """Group commit: every caller waits until its own row is committed; rows that arrive while
-    a batch is being written go together in the next batch, so the database sees one round
-    trip per batch instead of one per request."""
+    """Group commit: rows that arrive while a batch is being written go together in the next batch,
+    so the database sees one round trip per batch instead of one per request."""
 
     def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, batch_max: int = 500):
         self._pool = pool
         self._acquire_timeout = acquire_timeout
         self._batch_max = batch_max
-        self._queue: list[tuple[AuditRow, asyncio.Future]] = []
+        self._queue: list[_Pending] = []
         self._flusher: asyncio.Task | None = None
+        self._batches = itertools.count(1)
         self.rows_written = 0
         self.failures = 0
 
-    async def write(self, row: AuditRow) -> None:
-        """Return once `row` is committed; raise if it could not be written."""
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append((row, future))
+    async def write(self, row: AuditRow, timeout: float | None = None, status_if_late: int = 503) -> None:
+        """Wait until `row` is committed; raise AuditWriteFailed if it was not.
+
+        After `timeout` seconds a row still in the queue is rewritten to `status_if_late` and its
+        caller no longer waits for it (the rewritten row is written later, when it can be): the
+        caller must then answer with that status. A row already sent is waited for until its batch
+        is resolved. A cancelled caller (client gone, shutdown) leaves its row to be written."""
+        item = self._enqueue(row)
+        try:
+            await asyncio.wait_for(asyncio.shield(item.future), timeout)
+        except TimeoutError:
+            if item in self._queue:  # not sent yet: the row will say what the client is about to get
+                item.row = _with_status(item.row, status_if_late)
+                raise LateRow(item.row) from None
+            await asyncio.shield(item.future)  # in flight: its batch resolves within the statement bound
+
+    def write_nowait(self, row: AuditRow) -> None:
+        """Queue `row` without waiting (the health paths, which must answer whatever the database does)."""
+        item = self._enqueue(row)
+        item.future.add_done_callback(lambda f: f.cancelled() or f.exception())  # counted in failures, not raised
+
+    def _enqueue(self, row: AuditRow) -> _Pending:
+        item = _Pending(row, asyncio.get_running_loop().create_future())
+        self._queue.append(item)
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_all())
-        # A cancelled request (client gone, shutdown) cancels only this wait: its row stays in
-        # the queue and is written all the same.
-        await future
+            self._flusher = asyncio.create_task(self._flush_all(), name="audit-writer")
+        return item
 
     async def _flush_all(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max :]
+            # The task's own context: its log lines carry the batch's id, never a request's.
+            trace_id_var.set(f"audit-batch-{next(self._batches)}")
             await self._write_batch(batch)
 
-    async def _write_batch(self, batch: list[tuple[AuditRow, asyncio.Future]]) -> None:
+    async def _write_batch(self, batch: list[_Pending]) -> None:
         try:
             async with lend(self._pool, self._acquire_timeout) as conn:
-                await insert_rows(conn, [row for row, _ in batch])
+                try:
+                    await insert_rows(conn, [item.row for item in batch])
+                except UNAVAILABLE_ERRORS as exc:
+                    # Sent, but no answer came back: the commit may have happened. Find out.
+                    await self._resolve(batch, exc)
+                    return
         except UNAVAILABLE_ERRORS as exc:
-            self._fail(batch, exc)
+            self._fail(batch, exc)  # never sent (no connection), or the ambiguity was resolved above
         except (asyncpg.PostgresError, ValueError, TypeError) as exc:
             if len(batch) == 1:
                 self._fail(batch, exc)
@@ -56,19 +100,55 @@ class AuditWriter:
             for item in batch:
                 await self._write_batch([item])
         else:
-            self.rows_written += len(batch)
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            self._succeed(batch)
 
-    def _fail(self, batch: list[tuple[AuditRow, asyncio.Future]], exc: Exception) -> None:
+    async def _resolve(self, batch: list[_Pending], cause: BaseException) -> None:
+        keys = [(item.row.trace_id, item.row.occurred_at) for item in batch]
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT), lend(self._pool, self._acquire_timeout) as conn:
+                found = await committed(conn, keys)
+        except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
+            log.error(
+                "AUDIT_COMMIT_UNKNOWN rows=%d: lost after sending (%s), and the lookup failed (%s)",
+                len(batch),
+                type(cause).__name__,
+                type(exc).__name__,
+            )
+            self._fail(batch, cause)
+            return
+        done = [item for item, key in zip(batch, keys, strict=True) if key in found]
+        lost = [item for item, key in zip(batch, keys, strict=True) if key not in found]
+        log.warning("audit batch resolved after a lost acknowledgement: %d committed, %d not", len(done), len(lost))
+        self._succeed(done)
+        if lost:
+            self._fail(lost, cause)
+
+    def _succeed(self, batch: list[_Pending]) -> None:
+        self.rows_written += len(batch)
+        for item in batch:
+            if not item.future.done():
+                item.future.set_result(None)
+
+    def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         self.failures += len(batch)
         log.error("AUDIT_WRITE_FAILED rows=%d error=%s: %s", len(batch), type(exc).__name__, exc)
-        for _, future in batch:
-            if not future.done():
-                future.set_exception(AuditWriteFailed(f"{type(exc).__name__}: {exc}"))
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(AuditWriteFailed(f"{type(exc).__name__}: {exc}"))
 
     async def drain(self) -> None:
         """Wait until every queued row is written (called at shutdown before the pool closes)."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+
+
+class LateRow(Exception):
+    """The row could not be committed in time and now carries the status its caller must answer with."""
+
+    def __init__(self, row: AuditRow):
+        super().__init__(f"audit row rewritten to status {row.metadata.get('status_code')}")
+        self.row = row
+
+
+def _with_status(row: AuditRow, status: int) -> AuditRow:
+    return dataclasses.replace(row, metadata={**row.metadata, "status_code": status, "deadline_exceeded": True})
