@@ -96,11 +96,6 @@ def _check(stmt: Statement, call: str) -> None:
         )
 
 
-def check_rows(stmt: Statement) -> None:
-    """For a cursor over a statement: it must be one that returns rows."""
-    _check(stmt, "fetch")
-
-
 async def execute(conn: asyncpg.Connection, stmt: Statement, *args: Any, timeout: float | None = None) -> str:
     """Run a command that returns no rows (DDL, INSERT/UPDATE/DELETE without RETURNING); returns its status."""
     _check(stmt, "execute")

@@ -24,6 +24,9 @@ from db.pool import UNAVAILABLE_ERRORS, lend
 
 log = logging.getLogger(__name__)
 LOOKUP_TIMEOUT = 2.0  # seconds for resolving an ambiguous batch on a fresh connection
+# An audit INSERT takes milliseconds; one that has not answered in this long is treated as lost,
+# so a request waiting on an in-flight row is answered within its deadline plus this and the lookup.
+STATEMENT_TIMEOUT = 2.0
 
 
 @dataclass(eq=False)
@@ -85,7 +88,8 @@ class AuditWriter:
         try:
             async with lend(self._pool, self._acquire_timeout) as conn:
                 try:
-                    await insert_rows(conn, [item.row for item in batch])
+                    async with asyncio.timeout(STATEMENT_TIMEOUT):
+                        await insert_rows(conn, [item.row for item in batch])
                 except UNAVAILABLE_ERRORS as exc:
                     # Sent, but no answer came back: the commit may have happened. Find out.
                     await self._resolve(batch, exc)

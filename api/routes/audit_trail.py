@@ -14,6 +14,8 @@ from api.schemas.audit import AuditPage, AuditQuery, decode_cursor, encode_curso
 from db import audit_trail
 from db.pool import lend
 
+EXPORT_PAGE = 500  # rows per database round trip of the JSONL export
+
 
 def as_item(row) -> dict:
     item = dict(row)
@@ -43,9 +45,19 @@ async def audit(request: Request) -> Response:
 
 
 async def _jsonl(pool, timeout: float, institution: str, filters: dict):
-    async with lend(pool, timeout) as conn:
-        async for row in audit_trail.export(conn, institution, filters):
-            yield (json.dumps(as_item(row), separators=(",", ":")) + "\n").encode()
+    """The whole selection as JSON lines, read in keyset pages: each page borrows a connection and
+    gives it back before a byte is sent, so a client that reads slowly (or never) holds no
+    connection, only its place in the trail."""
+    cursor = None
+    while True:
+        async with lend(pool, timeout) as conn:
+            rows = await audit_trail.page(conn, institution, filters, cursor, EXPORT_PAGE)
+        if not rows:
+            return
+        yield "".join(json.dumps(as_item(row), separators=(",", ":")) + "\n" for row in rows).encode()
+        if len(rows) < EXPORT_PAGE:
+            return
+        cursor = (rows[-1]["occurred_at"], rows[-1]["id"])
 
 
 endpoints = [
