@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     purge = commands.add_parser("purge", help="delete audit rows and rate-limit windows past retention")
     purge.add_argument("--audit-days", type=_positive, help="override AUDIT_RETENTION_DAYS")
     purge.add_argument("--window-days", type=_positive, help="override RATE_WINDOW_RETENTION_DAYS")
+
+    audit = commands.add_parser("audit", help="check the audit trail's hash chain")
+    aud = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
+    verify = aud.add_parser("verify", help="recompute the chain; exit non-zero naming the first broken row")
+    verify.add_argument("--anchor", metavar="ID:HASH", help="a head an earlier verify printed: it must still hold")
     return parser
 
 
@@ -95,10 +100,14 @@ def serve(settings: Settings, create_app: Callable) -> int:
     import uvicorn
 
     from api.http_protocol import LimitedHttpToolsProtocol
+    from api.routes.health import VERSION
+    from core import error_reporting
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally then lets the
     # embedded PostgreSQL's exit hook stop the server this process started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    if error_reporting.configure(settings.sentry_dsn, f"don-research-api@{VERSION}"):
+        log.info("reporting unhandled errors to Sentry")
     dsn = asyncio.run(prepare(settings))
     # Later checks in the lifespan reuse the server just started instead of starting another.
     settings = dataclasses.replace(settings, database_url=dsn)
@@ -165,3 +174,5 @@ async def _dispatch(conn, settings: Settings, args: argparse.Namespace) -> None:
         await admin.token_revoke(conn, args.prefix, settings)
     elif key == ("purge", None):
         await admin.purge(conn, settings, args.audit_days, args.window_days)
+    elif key == ("audit", "verify"):
+        await admin.audit_verify(conn, args.anchor)

@@ -36,6 +36,7 @@ class Settings:
     token_cache_seconds: float = 5.0
     audit_retention_days: int = 90
     rate_window_retention_days: int = 2
+    sentry_dsn: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -129,7 +130,7 @@ _PARSERS = {
 
 def _safe(name: str, raw: str) -> str:
     """Never echo a connection string: it holds a password."""
-    return "<hidden>" if name == "DATABASE_URL" else raw
+    return "<hidden>" if name in ("DATABASE_URL", "SENTRY_DSN") else raw
 
 
 ENV: tuple[EnvVar, ...] = (
@@ -201,6 +202,12 @@ ENV: tuple[EnvVar, ...] = (
         "rate_window_retention_days",
         "int",
         "Rate-limit windows older than this are purged (default 2)",
+    ),
+    EnvVar(
+        "SENTRY_DSN",
+        "sentry_dsn",
+        "str",
+        "Report unhandled errors to Sentry (scrubbed, tagged with the trace id); unset = no reporting (default)",
     ),
 )
 
