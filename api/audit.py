@@ -86,7 +86,9 @@ class _Exchange:
         self.sent_start = False
         self.audited = False
         self.disconnected = False
+        self.committed_status: int | None = None  # set when a write committed this request's row itself
         scope["trace_id"] = self.trace_id
+        scope["audit_exchange"] = self  # api/audited_write.py commits the row with the data
         scope["audit"] = {"institution": "anonymous", "metadata": {}}
 
     async def run(self) -> None:
@@ -155,6 +157,12 @@ class _Exchange:
             await self.send_raw(message)
             return
         # The last chunk: nothing more leaves until the audit row is committed.
+        if self.committed_status is not None:  # committed in the write's own transaction
+            if self.committed_status != self.status:
+                log.error("AUDIT_MISMATCH: row committed with %s, answering %s", self.committed_status, self.status)
+            await self._release_start()
+            await self.send_raw(message)
+            return
         outcome = await self._audit(self.status)
         if outcome is OK:
             await self._release_start()
@@ -165,6 +173,27 @@ class _Exchange:
             raise AuditWriteFailed("audit row not written; streamed response aborted")
         self.held_start = None
         await self._answer_not_audited(outcome)
+
+    def row(self, status: int, response_bytes: int | None = None):
+        """This request's audit row as it stands now, saying `status`."""
+        return audit_row(
+            self.scope,
+            occurred_at=self.occurred_at,
+            trace_id=self.trace_id,
+            status=status,
+            elapsed_ms=(time.perf_counter() - self.started) * 1000,
+            request_bytes=self.request_bytes,
+            response_bytes=self.response_bytes if response_bytes is None else response_bytes,
+            request_sha256=self.digest.hexdigest() if self.request_bytes else None,
+        )
+
+    def stop_deadline(self) -> None:
+        self._stop_watchdog()
+
+    def audited_by_write(self, status: int) -> None:
+        """The request's row was committed with its data (api/audited_write.py): write no other."""
+        self.audited = True
+        self.committed_status = status
 
     def _stop_watchdog(self) -> None:
         if self.watchdog is not None and not self.watchdog.expired():
@@ -231,16 +260,7 @@ class _Exchange:
         self.audited = True
         if self.disconnected:
             status = CLIENT_CLOSED
-        row = audit_row(
-            self.scope,
-            occurred_at=self.occurred_at,
-            trace_id=self.trace_id,
-            status=status or 500,
-            elapsed_ms=(time.perf_counter() - self.started) * 1000,
-            request_bytes=self.request_bytes,
-            response_bytes=self.response_bytes,
-            request_sha256=self.digest.hexdigest() if self.request_bytes else None,
-        )
+        row = self.row(status or 500)
         if deadline_exceeded:
             row.metadata["deadline_exceeded"] = True
         writer = self.scope.get("state", {}).get("audit_writer")

@@ -27,12 +27,17 @@ LOOKUP_TIMEOUT = 2.0  # seconds for resolving an ambiguous batch on a fresh conn
 # An audit INSERT takes milliseconds; one that has not answered in this long is treated as lost,
 # so a request waiting on an in-flight row is answered within its deadline plus this and the lookup.
 STATEMENT_TIMEOUT = 2.0
+# A row the database could not take (it was down) is retried, with back-off, for about two minutes:
+# it then says 503, the answer its client got. A retry first looks its row up, so none is written twice.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, *(8.0,) * 14)
 
 
 @dataclass(eq=False)
 class _Pending:
     row: AuditRow
     future: asyncio.Future
+    status_on_failure: int | None = 503  # what its client answers if it is not written (None: unchanged)
+    attempt: int = 0
 
 
 class AuditWriter:
@@ -66,12 +71,12 @@ class AuditWriter:
             await asyncio.shield(item.future)  # in flight: its batch resolves within the statement bound
 
     def write_nowait(self, row: AuditRow) -> None:
-        """Queue `row` without waiting (the health paths, which must answer whatever the database does)."""
-        item = self._enqueue(row)
-        item.future.add_done_callback(lambda f: f.cancelled() or f.exception())  # counted in failures, not raised
+        """Queue `row` without waiting (the health paths, which answer whatever the database does)."""
+        self._enqueue(row, status_on_failure=None)
 
-    def _enqueue(self, row: AuditRow) -> _Pending:
-        item = _Pending(row, asyncio.get_running_loop().create_future())
+    def _enqueue(self, row: AuditRow, status_on_failure: int | None = 503, attempt: int = 0) -> _Pending:
+        item = _Pending(row, asyncio.get_running_loop().create_future(), status_on_failure, attempt)
+        item.future.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" noise
         self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="audit-writer")
@@ -87,6 +92,9 @@ class AuditWriter:
     async def _write_batch(self, batch: list[_Pending]) -> None:
         try:
             async with lend(self._pool, self._acquire_timeout) as conn:
+                batch = await self._without_rows_already_there(conn, batch)
+                if not batch:
+                    return
                 try:
                     async with asyncio.timeout(STATEMENT_TIMEOUT):
                         await insert_rows(conn, [item.row for item in batch])
@@ -95,7 +103,7 @@ class AuditWriter:
                     await self._resolve(batch, exc)
                     return
         except UNAVAILABLE_ERRORS as exc:
-            self._fail(batch, exc)  # never sent (no connection), or the ambiguity was resolved above
+            self._fail(batch, exc, retry=True)  # never sent (no connection), or the ambiguity was resolved above
         except (asyncpg.PostgresError, ValueError, TypeError) as exc:
             if len(batch) == 1:
                 self._fail(batch, exc)
@@ -118,14 +126,14 @@ class AuditWriter:
                 type(cause).__name__,
                 type(exc).__name__,
             )
-            self._fail(batch, cause)
+            self._fail(batch, cause, retry=True)  # the retry looks them up first
             return
         done = [item for item, key in zip(batch, keys, strict=True) if key in found]
         lost = [item for item, key in zip(batch, keys, strict=True) if key not in found]
         log.warning("audit batch resolved after a lost acknowledgement: %d committed, %d not", len(done), len(lost))
         self._succeed(done)
         if lost:
-            self._fail(lost, cause)
+            self._fail(lost, cause, retry=True)
 
     def _succeed(self, batch: list[_Pending]) -> None:
         self.rows_written += len(batch)
@@ -133,12 +141,29 @@ class AuditWriter:
             if not item.future.done():
                 item.future.set_result(None)
 
-    def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+    def _fail(self, batch: list[_Pending], exc: BaseException, retry: bool = False) -> None:
         self.failures += len(batch)
         log.error("AUDIT_WRITE_FAILED rows=%d error=%s: %s", len(batch), type(exc).__name__, exc)
         for item in batch:
             if not item.future.done():
                 item.future.set_exception(AuditWriteFailed(f"{type(exc).__name__}: {exc}"))
+            if retry and item.attempt < len(RETRY_DELAYS):
+                row = item.row if item.status_on_failure is None else _with_status(item.row, item.status_on_failure)
+                asyncio.get_running_loop().call_later(
+                    RETRY_DELAYS[item.attempt], self._enqueue, row, None, item.attempt + 1
+                )
+            elif retry:
+                log.error("AUDIT_ROW_DROPPED trace=%s: not written after %d attempts", item.row.trace_id, item.attempt)
+
+    async def _without_rows_already_there(self, conn: asyncpg.Connection, batch: list[_Pending]) -> list[_Pending]:
+        """Retried rows whose earlier attempt did commit after all are not written again."""
+        retried = [item for item in batch if item.attempt]
+        if not retried:
+            return batch
+        found = await committed(conn, [(item.row.trace_id, item.row.occurred_at) for item in retried])
+        there = [item for item in retried if (item.row.trace_id, item.row.occurred_at) in found]
+        self._succeed(there)
+        return [item for item in batch if item not in there]
 
     async def drain(self) -> None:
         """Wait until every queued row is written (called at shutdown before the pool closes)."""
@@ -155,4 +180,5 @@ class LateRow(Exception):
 
 
 def _with_status(row: AuditRow, status: int) -> AuditRow:
+    """The row saying `status`, the answer its client got instead (a deadline, or the audit trail down)."""
     return dataclasses.replace(row, metadata={**row.metadata, "status_code": status, "deadline_exceeded": True})

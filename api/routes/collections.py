@@ -15,6 +15,7 @@ from pgvector import Vector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.audited_write import audited_write
 from api.body import check_json_request, parse_json
 from api.caller import caller_of
 from api.endpoint import Endpoint, answer, json_body
@@ -88,19 +89,21 @@ async def find(request: Request, conn: asyncpg.Connection, name: str) -> Collect
 async def create_collection(request: Request) -> Response:
     caller = caller_of(request)
     spec = parse_collection_spec(await json_body(request))
-    async with borrow(request) as conn:
+    async with borrow(request) as conn, audited_write(request, conn) as audit:
         try:
             collection = await db_collections.create(
                 conn, caller.institution_id, spec.name, spec.dimensions, spec.metric
             )
         except asyncpg.UniqueViolationError:
             raise Problem(409, f"a collection named {spec.name!r} already exists") from None
-    return answer(
-        CollectionInfo,
-        collection_json(collection, index_maintainer(request)),
-        status=201,
-        headers={"Location": f"/api/v1/collections/{collection.name}"},
-    )
+        response = answer(
+            CollectionInfo,
+            collection_json(collection, index_maintainer(request)),
+            status=201,
+            headers={"Location": f"/api/v1/collections/{collection.name}"},
+        )
+        audit.answer_with(response)
+    return response
 
 
 async def list_collections(request: Request) -> Response:
@@ -123,12 +126,13 @@ async def delete_collection(request: Request) -> Response:
     name = request.path_params["name"]
     if not is_collection_name(name):
         raise not_found(name)
-    async with borrow(request) as conn:
+    async with borrow(request) as conn, audited_write(request, conn) as audit:
         collection_id = await db_collections.delete(conn, caller.institution_id, name)
-    if collection_id is None:
-        raise not_found(name)
+        if collection_id is None:
+            raise not_found(name)
+        audit.answer_with(response := Response(status_code=204))
     index_maintainer(request).forget(collection_id)
-    return Response(status_code=204)
+    return response
 
 
 def _items_for_database(body: bytes, dimensions: int, metric: str) -> tuple[Items, list[Vector]]:
@@ -144,22 +148,24 @@ async def upsert_vectors(request: Request) -> Response:
         collection = await find(request, conn, request.path_params["name"])
     body = await request.body()
     items, vectors = await asyncio.to_thread(_items_for_database, body, collection.dimensions, collection.metric)
-    async with borrow(request) as conn:
+    async with borrow(request) as conn, audited_write(request, conn) as audit:
         result = await db_vectors.upsert(
             conn, collection.id, caller.institution_id, items.ids, vectors, items.metadata_json
         )
-    if result is None:  # deleted between the look-up and the write: nothing was written
-        raise not_found(collection.name)
-    return answer(
-        UpsertResult,
-        {
-            "collection": collection.name,
-            "upserted": result.written,
-            "inserted": result.inserted,
-            "updated": result.written - result.inserted,
-            "vector_count": result.vector_count,
-        },
-    )
+        if result is None:  # deleted between the look-up and the write: nothing was written
+            raise not_found(collection.name)
+        response = answer(
+            UpsertResult,
+            {
+                "collection": collection.name,
+                "upserted": result.written,
+                "inserted": result.inserted,
+                "updated": result.written - result.inserted,
+                "vector_count": result.vector_count,
+            },
+        )
+        audit.answer_with(response)
+    return response
 
 
 def path_vector_id(request: Request, collection: Collection) -> str:
@@ -191,15 +197,16 @@ async def get_vector(request: Request) -> Response:
 
 async def delete_vector(request: Request) -> Response:
     caller = caller_of(request)
-    async with borrow(request) as conn:
+    async with borrow(request) as conn, audited_write(request, conn) as audit:
         collection = await find(request, conn, request.path_params["name"])
         vector_id = path_vector_id(request, collection)
         deleted = await db_vectors.delete(conn, collection.id, caller.institution_id, vector_id)
-    if deleted is None:
-        raise not_found(collection.name)
-    if not deleted:
-        raise Problem(404, f"no vector with id {vector_id!r} in collection {collection.name!r}")
-    return Response(status_code=204)
+        if deleted is None:
+            raise not_found(collection.name)
+        if not deleted:
+            raise Problem(404, f"no vector with id {vector_id!r} in collection {collection.name!r}")
+        audit.answer_with(response := Response(status_code=204))
+    return response
 
 
 async def run_search(request: Request, conn: asyncpg.Connection, collection: Collection, **query) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pgvector import Vector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.audited_write import audited_write
 from api.body import check_json_request, parse_json
 from api.caller import caller_of
 from api.endpoint import Endpoint, answer, json_body
@@ -145,11 +146,13 @@ async def build_vectors(request: Request) -> Response:
     body = await request.body()
     build, summary = await asyncio.to_thread(_prepare_build, body)
     started = time.perf_counter()
-    async with borrow(request) as conn:
+    async with borrow(request) as conn, audited_write(request, conn) as audit:
         replaced = await genomics_projects.replace(conn, caller.institution_id, build)
+        response = answer(BuildResult, {**summary, "vector_count": replaced.vector_count, "store_ms": _ms(started)})
+        audit.answer_with(response)
     if replaced.previous_collection_id is not None:
         index_maintainer(request).forget(replaced.previous_collection_id)
-    return answer(BuildResult, {**summary, "vector_count": replaced.vector_count, "store_ms": _ms(started)})
+    return response
 
 
 def _encode(basis_text: str, gene_names: list[str]) -> tuple[np.ndarray, list[str]]:
