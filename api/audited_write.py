@@ -24,8 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from db.audit import insert_rows
-from db.audit_lookup import committed
-from db.pool import UNAVAILABLE_ERRORS, lend
+from db.audit_lookup import committed_within
+from db.pool import UNAVAILABLE_ERRORS
+from workers.audit_writer import LOOKUP_TIMEOUT, LOOKUP_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,13 @@ async def audited_write(request: Request, conn: asyncpg.Connection) -> AsyncIter
 
 async def _was_committed(request: Request, row) -> bool:
     state = request.state
-    try:
-        async with lend(state.pool, state.settings.acquire_timeout) as conn:
-            return bool(await committed(conn, [(row.trace_id, row.occurred_at)]))
-    except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError):
+    found = await committed_within(
+        state.pool,
+        [(row.trace_id, row.occurred_at)],
+        window=LOOKUP_WINDOW,
+        attempt_timeout=LOOKUP_TIMEOUT,
+        acquire_timeout=state.settings.acquire_timeout,
+    )
+    if found is None:
         log.error("AUDIT_COMMIT_UNKNOWN: a write's COMMIT got no answer and its row could not be looked up")
-        return False
+    return bool(found)

@@ -19,11 +19,12 @@ import asyncpg
 
 from core.logs import trace_id_var
 from db.audit import AuditRow, AuditWriteFailed, insert_rows
-from db.audit_lookup import committed
+from db.audit_lookup import committed, committed_within
 from db.pool import UNAVAILABLE_ERRORS, lend
 
 log = logging.getLogger(__name__)
-LOOKUP_TIMEOUT = 2.0  # seconds for resolving an ambiguous batch on a fresh connection
+LOOKUP_TIMEOUT = 1.0  # seconds for one look-up of an ambiguous batch on a fresh connection
+LOOKUP_WINDOW = 6.0  # how long look-ups are retried: a database restart takes a second or two
 # An audit INSERT takes milliseconds; one that has not answered in this long is treated as lost,
 # so a request waiting on an in-flight row is answered within its deadline plus this and the lookup.
 STATEMENT_TIMEOUT = 2.0
@@ -116,15 +117,20 @@ class AuditWriter:
 
     async def _resolve(self, batch: list[_Pending], cause: BaseException) -> None:
         keys = [(item.row.trace_id, item.row.occurred_at) for item in batch]
-        try:
-            async with asyncio.timeout(LOOKUP_TIMEOUT), lend(self._pool, self._acquire_timeout) as conn:
-                found = await committed(conn, keys)
-        except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
+        # The requests waiting on these rows wait meanwhile: answering now could contradict their rows.
+        found = await committed_within(
+            self._pool,
+            keys,
+            window=LOOKUP_WINDOW,
+            attempt_timeout=LOOKUP_TIMEOUT,
+            acquire_timeout=self._acquire_timeout,
+        )
+        if found is None:
             log.error(
-                "AUDIT_COMMIT_UNKNOWN rows=%d: lost after sending (%s), and the lookup failed (%s)",
+                "AUDIT_COMMIT_UNKNOWN rows=%d: lost after sending (%s), and no look-up got through in %gs",
                 len(batch),
                 type(cause).__name__,
-                type(exc).__name__,
+                LOOKUP_WINDOW,
             )
             self._fail(batch, cause, retry=True)  # the retry looks them up first
             return
