@@ -1,4 +1,4 @@
-"""Admin commands (institutions, tokens, retention), run from `python app.py`, never over HTTP."""
+"""Admin commands (institutions, tokens, retention, the audit chain), run from `python app.py`, never over HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncpg
 
 from core import tokens
 from core.config import Settings
-from db import institutions, retention
+from db import audit_chain, institutions, retention
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 TIERS = ("academic", "nonprofit", "commercial", "internal")
@@ -110,3 +110,23 @@ async def purge(conn, settings: Settings, audit_days: int | None, window_days: i
             if deleted < PURGE_BATCH:
                 break
         print(f"purged {total} row(s) older than {days} days from {table}")
+
+
+async def audit_verify(conn, anchor: str | None) -> None:
+    """Walk the audit chain; one line either way: the intact trail's head on stdout, or the first break."""
+    try:
+        expected = audit_chain.Anchor.parse(anchor) if anchor else None
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
+    report = await audit_chain.verify(conn, expected)
+    if not report.intact:
+        raise AdminError(f"audit trail broken: {report.problem}")
+    span = f" (ids {report.first_id}-{report.head.id})" if report.rows else ""
+    notes = []
+    if report.checkpoint_id > report.chain_start_id:
+        notes.append(f"purged through id {report.checkpoint_id}")
+    if report.unchained:
+        notes.append(f"{report.unchained} older row(s) predate the chain and are not covered")
+    if expected:
+        notes.append(f"anchor {expected.id} holds")
+    print(f"audit trail intact: {report.rows} row(s) chained{span}; {'; '.join(notes + [f'head {report.head}'])}")

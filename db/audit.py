@@ -1,4 +1,4 @@
-"""Audit rows: the one-statement batch insert (the group-commit writer is workers/audit_writer.py)."""
+"""Audit rows: the one-statement chained batch insert (the group-commit writer is workers/audit_writer.py)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,12 @@ COLUMNS = (
 
 
 async def insert_rows(conn: asyncpg.Connection, rows: list[AuditRow]) -> None:
-    """Insert `rows` in one statement (its own implicit transaction: committed when it returns)."""
+    """Append `rows` to the hash chain in one statement (its own implicit transaction: committed when it returns).
+
+    The chaining happens in the database (audit_append, migration 0007), under the chain head's
+    lock, so rows from every instance form one chain in id order."""
     columns = [[getattr(row, name) for row in rows] for name in COLUMNS]
-    await sql.execute(conn, INSERT_AUDIT_ROWS, *columns)
+    await sql.fetchval(conn, INSERT_AUDIT_ROWS, *columns)
 
 
 class AuditWriteFailed(RuntimeError):

@@ -73,7 +73,16 @@ def test_bad_arguments_exit_non_zero_with_one_line(database_url, args, words):
     assert "Traceback" not in result.stderr
 
 
-async def test_purge_removes_only_expired_rows_in_batches(pool, institution, monkeypatch):
+async def test_purge_removes_only_expired_rows_in_batches(server_url, monkeypatch):
+    # Its own database: the purge removes the trail's expired prefix, which any recent row stops.
+    from tests.chain import connect, scratch_database
+    from tests.conftest import make_institution
+
+    async with connect(scratch_database(server_url)) as conn:
+        await _purge_case(conn, monkeypatch, await make_institution(conn))
+
+
+async def _purge_case(conn, monkeypatch, institution):
     tag = uuid.uuid4().hex
     now = datetime.now(UTC)
     ages = {"old-1": 120, "old-2": 91, "new-1": 89, "new-2": 0}
@@ -91,20 +100,19 @@ async def test_purge_removes_only_expired_rows_in_batches(pool, institution, mon
         )
         for name, days in ages.items()
     ]
-    async with pool.acquire() as conn:
-        await insert_rows(conn, rows)
-        await conn.execute(
-            "INSERT INTO rate_limit_windows (institution_id, window_start, hits) VALUES "
-            "($1, date_trunc('hour', now()) - interval '3 days', 5), "
-            "($1, date_trunc('hour', now()) - interval '1 day', 5)",
-            institution.id,
-        )
-        monkeypatch.setattr(admin, "PURGE_BATCH", 1)  # force several batches
-        await admin.purge(conn, Settings(), audit_days=None, window_days=None)
+    await insert_rows(conn, rows)
+    await conn.execute(
+        "INSERT INTO rate_limit_windows (institution_id, window_start, hits) VALUES "
+        "($1, date_trunc('hour', now()) - interval '3 days', 5), "
+        "($1, date_trunc('hour', now()) - interval '1 day', 5)",
+        institution.id,
+    )
+    monkeypatch.setattr(admin, "PURGE_BATCH", 1)  # force several batches
+    await admin.purge(conn, Settings(), audit_days=None, window_days=None)
     left = {
         r["trace_id"].removeprefix(f"{tag}-")
-        for r in await pool.fetch("SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '%'", tag)
+        for r in await conn.fetch("SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '%'", tag)
     }
     assert left == {"new-1", "new-2"}
-    windows = await pool.fetchval("SELECT count(*) FROM rate_limit_windows WHERE institution_id = $1", institution.id)
+    windows = await conn.fetchval("SELECT count(*) FROM rate_limit_windows WHERE institution_id = $1", institution.id)
     assert windows == 1

@@ -14,12 +14,13 @@ import dataclasses
 import itertools
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
 from core.logs import trace_id_var
 from db.audit import AuditRow, AuditWriteFailed, insert_rows
-from db.audit_lookup import committed, committed_within
+from db.audit_lookup import committed
 from db.pool import UNAVAILABLE_ERRORS, lend
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,27 @@ class AuditWriter:
         """Wait until every queued row is written (called at shutdown before the pool closes)."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+
+
+async def committed_within(
+    pool: asyncpg.Pool,
+    keys: list[tuple[str, datetime]],
+    *,
+    window: float,
+    attempt_timeout: float,
+    acquire_timeout: float,
+) -> set[tuple[str, datetime]] | None:
+    """`committed`, asked again on fresh connections until one answers or `window` seconds pass
+    (a database restart takes a second or two); None if none answered."""
+    give_up = asyncio.get_running_loop().time() + window
+    while True:
+        try:
+            async with asyncio.timeout(attempt_timeout), lend(pool, acquire_timeout) as conn:
+                return await committed(conn, keys)
+        except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError):
+            if asyncio.get_running_loop().time() >= give_up:
+                return None
+            await asyncio.sleep(0.2)
 
 
 class LateRow(Exception):
