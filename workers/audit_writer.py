@@ -70,7 +70,9 @@ class AuditWriter:
             if item in self._queue:  # not sent yet: the row will say what the client is about to get
                 item.row = _with_status(item.row, status_if_late)
                 raise LateRow(item.row) from None
-            await asyncio.shield(item.future)  # in flight: its batch resolves within the statement bound
+            if item.row.metadata.get("status_code") == status_if_late:
+                raise LateRow(item.row) from None  # it says 503 already: every outcome agrees with a 503
+            await asyncio.shield(item.future)  # in flight: wait for its batch's outcome
 
     def write_nowait(self, row: AuditRow) -> None:
         """Queue `row` without waiting (the health paths, which answer whatever the database does)."""
