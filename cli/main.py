@@ -11,11 +11,16 @@ import signal
 import sys
 from collections.abc import Callable
 
+import asyncpg
+
 from cli import admin
+from cli.audit_rows import CHANGES_DATA, cli_row, command_of
 from cli.startup import StartupError, describe, prepare, resolve_database, wait_for_database
 from core import logs
 from core.config import ConfigError, Settings
 from db import migrations
+from db.audit import insert_rows
+from db.pool import init_connection
 
 log = logging.getLogger("don")
 
@@ -147,15 +152,33 @@ async def migrate(settings: Settings, rollback: bool) -> int:
 
 
 async def run_admin(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncpg
 
     dsn = await prepare(settings)
     conn = await asyncpg.connect(dsn, timeout=settings.connect_timeout, command_timeout=settings.command_timeout)
+    await init_connection(conn)  # the pool's codecs: jsonb as Python objects, for the audit row
     try:
-        await _dispatch(conn, settings, args)
+        await _audited(conn, settings, args)
     finally:
         await conn.close()
     return 0
+
+
+async def _audited(conn, settings: Settings, args: argparse.Namespace) -> None:
+    """Run the command with its audit row: in the change's own transaction, or beside a refusal."""
+    try:
+        if command_of(args) in CHANGES_DATA:
+            async with conn.transaction():
+                await _dispatch(conn, settings, args)
+                await insert_rows(conn, [cli_row(args, "ok")])
+            return
+        await _dispatch(conn, settings, args)
+    except admin.AdminError as exc:
+        try:  # a refused command changed nothing; its row is kept when it can be
+            await insert_rows(conn, [cli_row(args, "refused", str(exc))])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as failure:
+            log.warning("the refused command's audit row was not written: %s", type(failure).__name__)
+        raise
+    await insert_rows(conn, [cli_row(args, "ok")])
 
 
 async def _dispatch(conn, settings: Settings, args: argparse.Namespace) -> None:

@@ -48,6 +48,28 @@ def test_institution_and_token_lifecycle(database_url, client):
     assert revoked.returncode == 0 and "within" in revoked.stderr
     disabled = cli(database_url, "institution", "disable", slug)
     assert disabled.returncode == 0
+    again = cli(database_url, "institution", "add", slug, "--name", "Twice")
+    assert again.returncode != 0
+
+
+async def test_admin_commands_leave_audit_rows_and_never_the_token(database_url, pool):
+    slug = f"cli-{uuid.uuid4().hex[:8]}"
+    assert cli(database_url, "institution", "add", slug, "--name", "Audited U").returncode == 0
+    issued = cli(database_url, "token", "issue", slug, "--label", "ci")
+    assert issued.returncode == 0
+    assert cli(database_url, "institution", "add", slug, "--name", "Twice").returncode != 0
+    rows = await pool.fetch(
+        "SELECT action, institution, metadata FROM audit_logs WHERE resource_id = $1 AND resource_type = 'cli_command'"
+        " ORDER BY id",
+        slug,
+    )
+    assert [(r["action"], r["metadata"]["outcome"]) for r in rows] == [
+        ("cli:institution add", "ok"),
+        ("cli:token issue", "ok"),
+        ("cli:institution add", "refused"),
+    ]
+    assert all(r["institution"] == slug for r in rows) and "already exists" in rows[2]["metadata"]["detail"]
+    assert issued.stdout.strip() not in str([dict(r) for r in rows])
 
 
 @pytest.mark.parametrize(
