@@ -99,8 +99,11 @@ class _Exchange:
                 await self._answer_problem(413, f"request body exceeds the limit of {self.limit} bytes")
                 return
             try:
-                async with asyncio.timeout_at(self.deadline - AUDIT_RESERVE) as self.watchdog:
+                if self.exempt:  # the health paths bound themselves (HEALTH_TIMEOUT) and never wait on the audit
                     await self.app(self.scope, self.receive, self.send)
+                else:
+                    async with asyncio.timeout_at(self.deadline - AUDIT_RESERVE) as self.watchdog:
+                        await self.app(self.scope, self.receive, self.send)
             except ClientDisconnect:
                 # The client went away mid-body: not a server error, nothing left to answer.
                 if not self.audited:
@@ -108,7 +111,8 @@ class _Exchange:
                 log.info("client disconnected during %s %s", self.scope["method"], self.scope["path"])
                 return
             except BaseException as exc:
-                if isinstance(exc, TimeoutError) and self.watchdog.expired() and not self.audited:
+                expired = self.watchdog is not None and self.watchdog.expired()
+                if isinstance(exc, TimeoutError) and expired and not self.audited:
                     await self._answer_late()
                     return
                 if not self.audited:

@@ -80,7 +80,7 @@ class AuditWriter:
 
     def _enqueue(self, row: AuditRow, status_on_failure: int | None = 503, attempt: int = 0) -> _Pending:
         item = _Pending(row, asyncio.get_running_loop().create_future(), status_on_failure, attempt)
-        item.future.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" noise
+        item.future.add_done_callback(_retrieve)
         self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="audit-writer")
@@ -199,6 +199,12 @@ async def committed_within(
             if asyncio.get_running_loop().time() >= give_up:
                 return None
             await asyncio.sleep(0.2)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a row's outcome as seen: a failure nobody waits for is counted, not reported as unretrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 class LateRow(Exception):
