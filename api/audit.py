@@ -36,6 +36,7 @@ from workers.audit_writer import LateRow
 
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request before the response"
 AUDIT_RESERVE = 0.5  # seconds of the deadline kept for the audit write
+HEALTH_AUDIT_WAIT = 0.05  # the longest a health answer waits for its own row (live must answer in 100 ms)
 OK, LATE, FAILED = "ok", "late", "failed"
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ class _Exchange:
             if writer is None:
                 raise AuditWriteFailed("the audit writer is not running")
             if self.exempt:
-                writer.write_nowait(row)
+                await writer.write_briefly(row, HEALTH_AUDIT_WAIT)
                 return OK
             await writer.write(row, timeout=max(self.deadline - self.loop.time(), AUDIT_RESERVE))
             return OK

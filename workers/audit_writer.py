@@ -10,6 +10,7 @@ so does the row) or, once the row is in flight, learns the batch's outcome like 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -74,9 +75,13 @@ class AuditWriter:
                 raise LateRow(item.row) from None  # it says 503 already: every outcome agrees with a 503
             await asyncio.shield(item.future)  # in flight: wait for its batch's outcome
 
-    def write_nowait(self, row: AuditRow) -> None:
-        """Queue `row` without waiting (the health paths, which answer whatever the database does)."""
-        self._enqueue(row, status_on_failure=None)
+    async def write_briefly(self, row: AuditRow, wait: float) -> None:
+        """Queue `row` and wait at most `wait` seconds for its commit, whatever happens to it then (the
+        health paths: they answer whatever the database does). Waiting the usual millisecond keeps a
+        burst of probes in step with the group commit, as the other paths are."""
+        item = self._enqueue(row, status_on_failure=None)
+        with contextlib.suppress(TimeoutError, AuditWriteFailed):
+            await asyncio.wait_for(asyncio.shield(item.future), wait)
 
     def _enqueue(self, row: AuditRow, status_on_failure: int | None = 503, attempt: int = 0) -> _Pending:
         item = _Pending(row, asyncio.get_running_loop().create_future(), status_on_failure, attempt)
