@@ -49,3 +49,28 @@ def stop(server) -> None:
 
 def start(server) -> None:
     server.ensure_postgres_running()
+
+
+def issue_token(url: str, hourly_limit: int, label: str) -> str:
+    """A new institution with one live token, written straight to the database (for tests that run
+    the service as a process); returns the token."""
+    from core import tokens
+
+    issued = tokens.issue()
+    slug = f"{label}-{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO institutions (slug, display_name, tier, hourly_limit)"
+                " VALUES (%s, %s, 'academic', %s) RETURNING id",
+                (slug, f"Test {slug}", hourly_limit),
+            )
+            (institution_id,) = cur.fetchone()
+            cur.execute(
+                "INSERT INTO api_tokens (institution_id, label, prefix, token_sha256) VALUES (%s, %s, %s, %s)",
+                (institution_id, label, issued.public_prefix, issued.sha256),
+            )
+    finally:
+        conn.close()
+    return issued.plaintext

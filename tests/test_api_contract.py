@@ -21,14 +21,13 @@ genomics; API_FUZZ_PINNED_EXAMPLES cases per operation, default API_FUZZ_EXAMPLE
 from __future__ import annotations
 
 import os
-import uuid
 
-import psycopg2
 import pytest
 import requests
 import schemathesis
 from hypothesis import strategies as st
 
+from tests import pg
 from tests.contract_checks import CHECKS
 from tests.live_service import serving
 
@@ -39,27 +38,7 @@ HOURLY_LIMIT = 1_000_000_000  # the column is an integer; no run comes near it
 
 def _make_token(database_url: str) -> str:
     """A fresh institution with a huge hourly quota and one live token, written straight to the database."""
-    from core import tokens
-
-    issued = tokens.issue()
-    slug = f"fuzz-{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(database_url.replace("postgres://", "postgresql://", 1))
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO institutions (slug, display_name, tier, hourly_limit) "
-                "VALUES (%s, %s, 'academic', %s) RETURNING id",
-                (slug, f"Fuzz {slug}", HOURLY_LIMIT),
-            )
-            (institution_id,) = cur.fetchone()
-            cur.execute(
-                "INSERT INTO api_tokens (institution_id, label, prefix, token_sha256) "
-                "VALUES (%s, 'contract test', %s, %s)",
-                (institution_id, issued.public_prefix, issued.sha256),
-            )
-    finally:
-        conn.close()
-    return issued.plaintext
+    return pg.issue_token(database_url, HOURLY_LIMIT, "fuzz")
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psycopg2
 import pytest
 
-from core import tokens
 from db import migrations
 from tests import pg
 from tests.faults.proxy import Proxy
@@ -31,24 +28,7 @@ class ProxiedDatabase:
 
     def issue_token(self, hourly_limit: int = 100_000) -> dict[str, str]:
         """A new institution with one token, written directly (not through the proxy); its auth headers."""
-        slug = f"fault-{uuid.uuid4().hex[:12]}"
-        issued = tokens.issue()
-        conn = psycopg2.connect(self.direct_url.replace("postgres://", "postgresql://", 1))
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(
-                    "INSERT INTO institutions (slug, display_name, tier, hourly_limit)"
-                    " VALUES (%s, %s, 'academic', %s) RETURNING id",
-                    (slug, f"Fault test {slug}", hourly_limit),
-                )
-                (institution_id,) = cur.fetchone()
-                cur.execute(
-                    "INSERT INTO api_tokens (institution_id, label, prefix, token_sha256) VALUES (%s, 'fault', %s, %s)",
-                    (institution_id, issued.public_prefix, issued.sha256),
-                )
-        finally:
-            conn.close()
-        return {"Authorization": f"Bearer {issued.plaintext}"}
+        return {"Authorization": f"Bearer {pg.issue_token(self.direct_url, hourly_limit, 'fault')}"}
 
 
 @pytest.fixture
