@@ -11,9 +11,8 @@ from pydantic import Field
 from api.problems import InvalidInput
 from api.schemas.arrays import FLOAT32_MAX
 from api.schemas.collections import MAX_ITEMS, Items, UpsertRequest, VectorItem, check_comparable, dimension_problem
-from api.schemas.common import MAX_DIMENSIONS, metadata_json
-from api.schemas.genomics import MAX_CELLS, MAX_VALUES, Build, BuildRequest, _unique, cell_metadata
-from genomics.pca import CompressionParams
+from api.schemas.common import metadata_json
+from api.schemas.genomics import MAX_CELLS, MAX_VALUES, Build, BuildRequest, _unique, build_of
 
 Element = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
 Count = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
@@ -69,23 +68,4 @@ def parse_build_pydantic(body: Any) -> Build:
     """parse_build with the expression matrix validated by pydantic."""
     request = PydanticBuildRequest.model_validate(body)
     genes = _unique(request.gene_names, "/gene_names")
-    matrix = expression_pydantic(genes, request.expression_matrix)
-    if request.n_clusters is not None and request.mode != "cluster":
-        raise InvalidInput("/n_clusters", "only applies when mode is 'cluster'")
-    params = (
-        request.params.as_params()
-        if request.params is not None
-        else CompressionParams(mode="fixed_k", max_k=MAX_DIMENSIONS)
-    )
-    cells = cell_metadata(request.cell_metadata, matrix.shape[0])
-    return Build(
-        request.project_id,
-        genes,
-        matrix,
-        cells,
-        request.target_dimensions,
-        request.mode,
-        params,
-        request.seed,
-        request.n_clusters,
-    )
+    return build_of(request, genes, expression_pydantic(genes, request.expression_matrix))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 
@@ -131,3 +132,17 @@ async def institution(pool) -> TestInstitution:
 @pytest_asyncio.fixture
 async def other_institution(pool) -> TestInstitution:
     return await make_institution(pool)
+
+
+@contextlib.asynccontextmanager
+async def audit_table_locked(pool: asyncpg.Pool):
+    """Another session holds audit_logs in EXCLUSIVE mode for the block: audit inserts wait, reads go on."""
+    blocker = await pool.acquire()
+    tx = blocker.transaction()
+    await tx.start()
+    await blocker.execute("LOCK TABLE audit_logs IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await tx.rollback()
+        await pool.release(blocker)

@@ -43,7 +43,12 @@ async def service(server_url):
     owner_url = scratch_database(server_url)
     role, password = f"don_service_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
     async with connect(owner_url) as owner:
-        await owner.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        # Identifiers cannot be $n parameters: PostgreSQL quotes them itself (format %I / %L).
+        await owner.execute(
+            await owner.fetchval(
+                "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)", role, password
+            )
+        )
     try:
         ran = subprocess.run(
             [_psql(), "--no-psqlrc", "-q", "-v", f"service={role}", "-f", str(GRANTS), owner_url],
@@ -55,7 +60,13 @@ async def service(server_url):
         yield owner_url, as_role(owner_url, role, password)
     finally:
         async with connect(owner_url) as owner:
-            await owner.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}")
+            await owner.execute(
+                await owner.fetchval(
+                    "SELECT format('REASSIGN OWNED BY %1$I TO CURRENT_USER; DROP OWNED BY %1$I; DROP ROLE %1$I',"
+                    " $1::text)",
+                    role,
+                )
+            )
 
 
 async def test_the_whole_service_runs_as_its_role(service, tmp_path):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.conftest import TEST_CLIENT, audit_rows
+from tests.conftest import TEST_CLIENT, audit_rows, audit_table_locked
 
 TIMEOUT = 1.0
 
@@ -58,11 +58,7 @@ async def test_a_refused_write_is_audited_once_by_the_middleware(client, institu
 async def test_a_write_whose_row_cannot_be_committed_stores_nothing(quick_deadline_client, institution, pool, trace_id):
     # Regression: data was committed and then its audit row failed, leaving a write with no row.
     name = f"w-{uuid.uuid4().hex[:10]}"
-    blocker = await pool.acquire()
-    tx = blocker.transaction()
-    await tx.start()
-    await blocker.execute("LOCK TABLE audit_logs IN EXCLUSIVE MODE")
-    try:
+    async with audit_table_locked(pool):
         started = time.monotonic()
         response = await quick_deadline_client.post(
             "/api/v1/collections",
@@ -71,9 +67,6 @@ async def test_a_write_whose_row_cannot_be_committed_stores_nothing(quick_deadli
         )
         assert response.status_code == 503 and response.headers["retry-after"]
         assert time.monotonic() - started < TIMEOUT * 5
-    finally:
-        await tx.rollback()
-        await pool.release(blocker)
     assert await pool.fetchval("SELECT count(*) FROM collections WHERE name = $1", name) == 0
     [row] = await audit_rows(pool, trace_id, wait=5)  # written once the table is free: it says 503
     assert row["metadata"]["status_code"] == 503

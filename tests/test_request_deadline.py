@@ -17,7 +17,7 @@ from api.audit import AuditMiddleware
 from api.endpoint import routes as endpoint_routes
 from api.problems import EXCEPTION_HANDLERS
 from api.routes import health
-from tests.conftest import TEST_CLIENT, audit_rows
+from tests.conftest import TEST_CLIENT, audit_rows, audit_table_locked
 from workers.audit_writer import AuditWriter
 
 TIMEOUT = 1.0
@@ -76,11 +76,9 @@ async def test_a_row_that_cannot_be_written_in_time_says_503_like_the_answer(dea
     # Another session locks the audit table: the first request's row goes out and waits on the lock
     # (in flight, so it is waited for); the second's stays queued behind it, and at its deadline it
     # is rewritten to 503, the answer its client gets. Both rows land once the lock is gone.
-    blocker = await pool.acquire()
-    tx = blocker.transaction()
-    await tx.start()
-    await blocker.execute("LOCK TABLE audit_logs IN EXCLUSIVE MODE")
-    try:
+    async with audit_table_locked(
+        pool
+    ):  # released well within the writer's 2 s statement bound, so the first batch commits
         first = asyncio.create_task(deadline_client.get("/quick", headers={"X-Request-ID": f"{trace_id}-a"}))
         await asyncio.sleep(0.2)
         started = time.monotonic()
@@ -88,9 +86,6 @@ async def test_a_row_that_cannot_be_written_in_time_says_503_like_the_answer(dea
         assert second.status_code == 503 and "deadline" in second.json()["detail"]
         assert time.monotonic() - started < TIMEOUT * 5
         assert not first.done()  # in flight: it will be answered with what its batch did
-    finally:  # released well within the writer's 2 s statement bound, so the first batch commits
-        await tx.rollback()
-        await pool.release(blocker)
     assert (await asyncio.wait_for(first, 10)).status_code == 200
     [row_a] = await audit_rows(pool, f"{trace_id}-a", wait=5)
     [row_b] = await audit_rows(pool, f"{trace_id}-b", wait=5)
@@ -99,18 +94,11 @@ async def test_a_row_that_cannot_be_written_in_time_says_503_like_the_answer(dea
 
 
 async def test_the_live_path_answers_at_once_while_the_audit_table_is_locked(deadline_client, pool, trace_id):
-    blocker = await pool.acquire()
-    tx = blocker.transaction()
-    await tx.start()
-    await blocker.execute("LOCK TABLE audit_logs IN EXCLUSIVE MODE")
-    try:
+    async with audit_table_locked(pool):
         started = time.monotonic()
         live = await deadline_client.get("/api/v1/health/live", headers={"X-Request-ID": trace_id})
         assert live.status_code == 200
         assert time.monotonic() - started < 1.0  # designed for ~ms; generous for a shared machine
-    finally:
-        await tx.rollback()
-        await pool.release(blocker)
     [row] = await audit_rows(pool, trace_id, wait=5)  # written once the table is free again
     assert row["metadata"]["status_code"] == 200
 
@@ -140,11 +128,7 @@ async def test_a_batch_whose_connection_dies_mid_insert_is_resolved_by_lookup(po
     from db.audit import AuditWriteFailed
 
     writer = AuditWriter(pool, 2.0)
-    blocker = await pool.acquire()
-    tx = blocker.transaction()
-    await tx.start()
-    await blocker.execute("LOCK TABLE audit_logs IN EXCLUSIVE MODE")
-    try:
+    async with audit_table_locked(pool):
         write = asyncio.create_task(writer.write(_row(trace_id)))
         async with asyncio.timeout(10):
             while not (
@@ -157,9 +141,6 @@ async def test_a_batch_whose_connection_dies_mid_insert_is_resolved_by_lookup(po
         await pool.execute("SELECT pg_terminate_backend($1)", pid)
         with pytest.raises(AuditWriteFailed):
             await asyncio.wait_for(write, 10)
-    finally:
-        await tx.rollback()
-        await pool.release(blocker)
     # Not written then; retried once the table is free, saying 503 (what a waiting client answers).
     [row] = await audit_rows(pool, trace_id, wait=5)
     assert row["metadata"]["status_code"] == 503

@@ -23,24 +23,21 @@ from api.body import check_json_request, parse_json
 from api.caller import caller_of
 from api.endpoint import Endpoint, answer, json_body
 from api.problems import InvalidInput, Problem
-from api.routes.collections import borrow, index_maintainer, run_search
+from api.routes.collections import borrow, index_maintainer
+from api.routes.vectors import run_search
 from api.schemas.common import PROJECT_ID_PATTERN
 from api.schemas.genomics import (
     BuildRequest,
-    BuildResult,
     CompressRequest,
-    CompressResult,
     EncodeRequest,
-    EncodeResult,
-    Project,
     ProjectSearchRequest,
-    ProjectSearchResult,
     parse_build,
     parse_compress,
     parse_encode,
     parse_project_search,
     project_query_vector,
 )
+from api.schemas.genomics_results import BuildResult, CompressResult, EncodeResult, Project, ProjectSearchResult
 from core.vector_bounds import first_incomparable
 from db import collections as db_collections
 from db import genomics_projects

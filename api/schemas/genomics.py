@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -12,15 +11,13 @@ from pydantic import Field, SkipValidation
 from api.body import validated
 from api.problems import InvalidInput
 from api.schemas.arrays import count_problem, float64_rows
-from api.schemas.collections import Hit, query_vector
+from api.schemas.collections import query_vector
 from api.schemas.common import (
     MAX_DIMENSIONS,
     MAX_METADATA_BYTES,
-    Answer,
     Body,
     GeneName,
     MetadataFilter,
-    Metric,
     ProjectId,
     Seed,
     TopK,
@@ -92,61 +89,6 @@ class ProjectSearchRequest(Body):
         None,
         description=("Equality on top-level metadata keys: keeps hits whose metadata has every key with that value"),
     )
-
-
-class CompressResult(Answer):
-    compressed_matrix: list[list[float]] = Field(description="Cells × k principal-component scores")
-    stats: dict[str, Any] = Field(description="How k was chosen: explained variance, singular values, rank, …")
-
-
-class BuildResult(Answer):
-    project_id: str = Field(description="The project built")
-    collection: str = Field(description="Its collection, genomics.<project_id>")
-    mode: Literal["cell", "cluster"] = Field(description="cell: a vector per cell; cluster: a centroid per cluster")
-    cell_count: int = Field(description="Cells in the matrix")
-    gene_count: int = Field(description="Genes in the matrix")
-    clusters: int | None = Field(description="Clusters stored (cluster mode)")
-    skipped_zero_vectors: int = Field(description="Vectors without a cosine direction, not stored")
-    dimensions: int = Field(description="Dimensions of the stored vectors")
-    requested_dimensions: int = Field(description="target_dimensions as asked")
-    original_dimensions: int = Field(description="Genes before compression")
-    explained_variance_total: float = Field(description="Share of the variance the kept components explain")
-    rank_cap_reason: str = Field(description="The bound that decided k: evr_target, compression_target, max_k or rank")
-    stats: dict[str, Any] = Field(description="How k was chosen: explained variance, singular values, rank, …")
-    vector_count: int = Field(description="Vectors in the project's collection now")
-    store_ms: float = Field(description="Time spent storing, in milliseconds")
-
-
-class EncodeResult(Answer):
-    project_id: str = Field(description="The project whose space the query is in")
-    query_vector: list[float] = Field(description="The marker query, ready for vectors/search")
-    dimensions: int = Field(description="Its length: the project's dimensions")
-    unknown_genes: list[str] = Field(description="Marker genes the project does not have")
-
-
-class ProjectSearchResult(Answer):
-    hits: list[Hit] = Field(description="Nearest first, ties by id")
-    project_id: str = Field(description="The project searched")
-    mode: Literal["cell", "cluster"] = Field(description="What its vectors are: cells or cluster centroids")
-    dimensions: int = Field(description="The project's dimensions")
-    collection: str = Field(description="The project's collection")
-    metric: Metric
-    search_ms: float = Field(description="Time spent searching, in milliseconds")
-    strategy: Literal["exact", "hnsw", "hnsw+exact"] = Field(description="How the search ran")
-    unknown_genes: list[str] | None = Field(None, description="With gene_names: those the project does not have")
-
-
-class Project(Answer):
-    project_id: str = Field(description="The project's id")
-    collection: str = Field(description="Its collection, genomics.<project_id>")
-    mode: Literal["cell", "cluster"] = Field(description="cell: a vector per cell; cluster: a centroid per cluster")
-    dimensions: int = Field(description="Dimensions of its vectors")
-    gene_count: int = Field(description="Genes in its basis")
-    cell_count: int = Field(description="Cells it was built from")
-    vector_count: int = Field(description="Vectors stored")
-    stats: dict[str, Any] = Field(description="The last build's statistics")
-    created_at: datetime = Field(description="When it was first built (UTC)")
-    updated_at: datetime = Field(description="When it was last built (UTC)")
 
 
 def _unique(names: list[str], pointer: str) -> list[str]:
@@ -225,7 +167,11 @@ class Build:
 def parse_build(body: Any) -> Build:
     request = validated(BuildRequest, body)
     genes = _unique(request.gene_names, "/gene_names")
-    matrix = expression(genes, request.expression_matrix)
+    return build_of(request, genes, expression(genes, request.expression_matrix))
+
+
+def build_of(request: BuildRequest, genes: list[str], matrix: np.ndarray) -> Build:
+    """The rest of a build request's checks, once its matrix is read."""
     if request.n_clusters is not None and request.mode != "cluster":
         raise InvalidInput("/n_clusters", "only applies when mode is 'cluster'")
     # A build asks for target_dimensions; unless params say otherwise, keep exactly that many (rank permitting).
