@@ -12,6 +12,16 @@ The handler, with authentication and the quota, must finish AUDIT_RESERVE before
 is still running then is cancelled and the client gets 503 with Retry-After. The audit write gets
 what is left, at least AUDIT_RESERVE: a row still queued then is rewritten to say 503, which is what
 the client gets, so the row and the answer never disagree.
+
+A client that leaves before its response is audited 499 (CLIENT_CLOSED), with the bytes known to
+have left the process, as the server's ConnectionWatch tells (api/connection_watch.py): gone before
+its row is queued, or while the row still waits in the queue (it is rewritten). A body larger than
+SLICE_BYTES goes out in slices under the server's back-pressure, all but the last before the row is
+written, so a client that stops reading part-way is seen, and the row says how much it was sent;
+if that row cannot be written, the connection is cut before the last slice (the client sees a short
+body, never a complete unaudited one), as for a streamed response. Bytes in the kernel's socket
+buffer count as taken: the process cannot see further. A client that leaves in the millisecond its
+row is being committed is recorded with the status it was about to get.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.audit_row import audit_row, content_length
+from api.connection_watch import CONNECTION_KEY
 from api.paths import audit_exempt, long_running
 from api.problems import problem_response
 from api.trace import trace_id_from
@@ -37,6 +48,7 @@ from workers.audit_writer import LateRow
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request before the response"
 AUDIT_RESERVE = 0.5  # seconds of the deadline kept for the audit write
 HEALTH_AUDIT_WAIT = 0.05  # the longest a health answer waits for its own row (live must answer in 100 ms)
+SLICE_BYTES = 256 * 1024  # a final body chunk larger than this is sent in slices of this size, the last held
 OK, LATE, FAILED = "ok", "late", "failed"
 log = logging.getLogger(__name__)
 
@@ -82,6 +94,10 @@ class _Exchange:
         self.digest = hashlib.sha256()
         self.request_bytes = 0
         self.response_bytes = 0
+        self.handed_bytes = 0  # body bytes passed to the server
+        self.taken_bytes = 0  # of those, the ones known to have left the process
+        self.watch = scope.get(CONNECTION_KEY)
+        self.queued_row = None  # this request's row while the writer may still have it queued
         self.status: int | None = None
         self.held_start: Message | None = None
         self.sent_start = False
@@ -159,25 +175,64 @@ class _Exchange:
         self.response_bytes += len(chunk)
         if message.get("more_body", False):
             await self._release_start()
-            await self.send_raw(message)
+            await self._hand(message)
             return
         # The last chunk: nothing more leaves until the audit row is committed.
         if self.committed_status is not None:  # committed in the write's own transaction
             if self.committed_status != self.status:
                 log.error("AUDIT_MISMATCH: row committed with %s, answering %s", self.committed_status, self.status)
             await self._release_start()
-            await self.send_raw(message)
+            await self._hand(message)
             return
+        if len(chunk) > SLICE_BYTES and self.watch is not None and self._has_length():
+            message = await self._send_all_but_last_slice(chunk)
         outcome = await self._audit(self.status)
         if outcome is OK:
             await self._release_start()
-            await self.send_raw(message)
+            await self._hand(message)
             return
         if self.sent_start:
             # A streamed response cannot change its status; cutting it short tells the client.
             raise AuditWriteFailed("audit row not written; streamed response aborted")
         self.held_start = None
         await self._answer_not_audited(outcome)
+
+    async def _hand(self, message: Message) -> None:
+        """Pass a body chunk to the server, keeping count of what is known to have left."""
+        if self._client_gone():
+            return  # nothing reaches a closed connection; the server would drop it
+        await self.send_raw(message)
+        self.handed_bytes += len(message.get("body", b""))
+        if self.watch is None:
+            self.taken_bytes = self.handed_bytes
+        elif not self.watch.gone:
+            self.taken_bytes = self.handed_bytes - self.watch.unsent()
+
+    async def _send_all_but_last_slice(self, chunk: bytes) -> Message:
+        """Send a large final chunk's slices but the last (the server's back-pressure paces them);
+        stop early if the client leaves. Returns the last slice's message."""
+        await self._release_start()
+        view = memoryview(chunk)
+        last = len(chunk) - SLICE_BYTES
+        for offset in range(0, last, SLICE_BYTES):
+            if self._client_gone():
+                break
+            piece = view[offset : min(offset + SLICE_BYTES, last)]
+            await self._hand({"type": "http.response.body", "body": bytes(piece), "more_body": True})
+        return {"type": "http.response.body", "body": bytes(view[last:]), "more_body": False}
+
+    def _has_length(self) -> bool:
+        start = self.held_start or {}
+        return any(name.lower() == b"content-length" for name, _ in start.get("headers", []))
+
+    def _client_gone(self) -> bool:
+        return self.disconnected or (self.watch is not None and self.watch.gone)
+
+    def _on_client_lost(self) -> None:
+        """The connection was lost while this request's row waits: if it is still queued, it says 499."""
+        writer = self.scope.get("state", {}).get("audit_writer")
+        if self.queued_row is not None and writer is not None:
+            writer.revise_queued(self.queued_row, self.row(CLIENT_CLOSED, self.taken_bytes))
 
     def row(self, status: int, response_bytes: int | None = None):
         """This request's audit row as it stands now, saying `status`."""
@@ -263,15 +318,19 @@ class _Exchange:
         """Write this request's row: OK once committed, LATE if it now says 503, FAILED if not written.
         Health paths only queue theirs, and answer whatever happens to it."""
         self.audited = True
-        if self.disconnected:
-            status = CLIENT_CLOSED
-        row = self.row(status or 500)
+        if self._client_gone():
+            row = self.row(CLIENT_CLOSED, self.taken_bytes)
+        else:
+            row = self.row(status or 500)
         if deadline_exceeded:
             row.metadata["deadline_exceeded"] = True
         writer = self.scope.get("state", {}).get("audit_writer")
         try:
             if writer is None:
                 raise AuditWriteFailed("the audit writer is not running")
+            if self.watch is not None and not self.watch.gone:
+                self.queued_row = row
+                self.watch.when_lost(self._on_client_lost)
             if self.exempt:
                 await writer.write_briefly(row, HEALTH_AUDIT_WAIT)
                 return OK
@@ -283,3 +342,7 @@ class _Exchange:
         except AuditWriteFailed as exc:
             log.error("AUDIT_WRITE_FAILED %s %s status=%s: %s", self.scope["method"], self.scope["path"], status, exc)
             return FAILED
+        finally:
+            self.queued_row = None
+            if self.watch is not None:
+                self.watch.forget(self._on_client_lost)

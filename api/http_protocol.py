@@ -23,6 +23,8 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from api.connection_watch import CONNECTION_KEY, ConnectionWatch
+
 MAX_HEADER_BYTES = 65536
 # After the 431 the write side is shut and the rest of the oversized head is read and dropped for
 # up to this long, so the client reads the answer instead of a reset (a close with unread input
@@ -56,6 +58,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     the app's answer (404/405/...), after which the connection is closed and anything the client
     sent after the head (possibly the other protocol's bytes) is dropped, never parsed as HTTP.
     uvicorn's two warnings per such request are not logged.
+
+    Each request's scope also carries the connection's ConnectionWatch (api/connection_watch.py),
+    so the audit row can say 499 when the client left before its response did.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -64,6 +69,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._refusing = False  # over the limit: 431 goes out once earlier responses are done
         self._ignoring = False  # refusing, or after an upgrade request: further bytes are dropped
+        self._watch: ConnectionWatch | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._watch = ConnectionWatch(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._watch is not None:
+            self._watch.lost()
 
     def data_received(self, data: bytes) -> None:
         if self._ignoring:
@@ -100,6 +115,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self.scope[CONNECTION_KEY] = self._watch  # the scope the app gets: its task has not started yet
         HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:

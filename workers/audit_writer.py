@@ -83,6 +83,15 @@ class AuditWriter:
         with contextlib.suppress(TimeoutError, AuditWriteFailed):
             await asyncio.wait_for(asyncio.shield(item.future), wait)
 
+    def revise_queued(self, row: AuditRow, revised: AuditRow) -> bool:
+        """Put `revised` in place of `row` if `row` still waits in the queue (not yet sent): its client
+        left, and the row must say so. False once the row is in flight or written."""
+        for item in self._queue:
+            if item.row is row:
+                item.row = revised
+                return True
+        return False
+
     def _enqueue(self, row: AuditRow, status_on_failure: int | None = 503, attempt: int = 0) -> _Pending:
         item = _Pending(row, asyncio.get_running_loop().create_future(), status_on_failure, attempt)
         item.future.add_done_callback(_retrieve)
