@@ -97,6 +97,7 @@ async def test_null_cell_metadata_items_come_back_as_empty_objects(client, insti
     [
         ("GET", "/api/v1/usage", "Bearer donr_not-a-real-token", None, None, 401),
         ("GET", "/api/v1/usage", None, None, None, 401),
+        ("GET", "/api/v1/usage", "Bearer 3f9a1c0e-an-old-format-token", None, None, 401),
         ("GET", "/api/v1/genomics/projects/no-such-project", "token", None, None, 404),
         ("POST", "/api/v1/genomics/compress", "token", None, b'{"gene_names": ["A"', 400),
         (
