@@ -40,7 +40,22 @@ GOOD = '"gene_names": ["A", "B", "C"], "compression_target": 2'
             '{"gene_names": ["A", "B"], "compression_target": 1, "expression_matrix": [[1, 1], [1, 1]]}',
             "/expression_matrix",
         ),
-        ('{"gene_names": ["A", "B"], "expression_matrix": [[1, 2], [3, 4]]}', "/compression_target"),
+        ('{%s, "expression_matrix": [[1, 2, 3], [4, 5, 6]], "cell_metadata": [{}]}' % GOOD, "/cell_metadata"),
+        ('{%s, "expression_matrix": [[1, 2, 3], [4, 5, 6]], "cell_metadata": [{}, "T"]}' % GOOD, "/cell_metadata/1"),
+        (
+            '{%s, "expression_matrix": [[1, 2, 3], [4, 5, 6]], "cell_metadata": [{"n": "a\\u0000b"}, {}]}' % GOOD,
+            "/cell_metadata/0/n",
+        ),
+        (
+            '{%s, "expression_matrix": [[1, 2, 3], [4, 5, 6]], "cell_metadata": [{}, {"n": "%s"}]}'
+            % (GOOD, "x" * 70_000),
+            "/cell_metadata/1",
+        ),
+        (
+            '{%s, "expression_matrix": [[1, 2, 3], [4, 5, 6]], "cell_metadata": [{}, {"k": %s1%s}]}'
+            % (GOOD, "[" * 40, "]" * 40),
+            "/cell_metadata/1/k" + "/0" * 31,
+        ),
     ],
 )
 async def test_bad_compress_input_is_422_at_the_field(client, institution, raw, pointer):

@@ -79,6 +79,7 @@ async def test_usage_reports_the_window(client, pool):
         await client.get("/api/v1/usage", headers=inst.headers)
     body = (await client.get("/api/v1/usage", headers=inst.headers)).json()
     body["reset_at"] = datetime.fromisoformat(body["reset_at"])  # ISO 8601 (UTC written as Z)
+    body["reset_time"] = datetime.fromisoformat(body["reset_time"])
     assert body == {
         "institution": inst.slug,
         "tier": "nonprofit",
@@ -87,4 +88,6 @@ async def test_usage_reports_the_window(client, pool):
         "used": 4,
         "remaining": 46,
         "reset_at": window_end(datetime.now(UTC)),
+        "requests_made": 4,  # the original service's names for used and reset_at
+        "reset_time": window_end(datetime.now(UTC)),
     }

@@ -74,7 +74,10 @@ def _compress(body: bytes) -> bytes:
     started = time.perf_counter()
     result = _compressed(request.matrix, request.target, request.params, request.seed)
     stats = {**result.stats(), "cells": int(request.matrix.shape[0]), "runtime_ms": _ms(started)}
-    return _dumps({"compressed_matrix": result.vectors.tolist(), "stats": stats})
+    compressed = {"compressed_matrix": result.vectors.tolist(), "stats": stats}
+    if request.metadata is not None:
+        compressed["metadata"] = request.metadata
+    return _dumps(compressed)
 
 
 async def compress_matrix(request: Request) -> Response:

@@ -23,6 +23,8 @@ async def usage(request: Request) -> Response:
             "used": quota.used,
             "remaining": quota.remaining,
             "reset_at": quota.reset_at,
+            "requests_made": quota.used,
+            "reset_time": quota.reset_at,
         },
     )
 

@@ -32,6 +32,7 @@ MAX_CELLS = 50_000
 MAX_GENES = 50_000
 MAX_VALUES = 20_000_000
 MAX_CLUSTERS = 10_000
+DEFAULT_COMPRESSION_TARGET = 32  # what the original service used when its client sent none
 Matrix = SkipValidation[list[list[float]]]  # checked by the NumPy fast path (api/schemas/arrays.py)
 
 
@@ -52,9 +53,20 @@ GeneNames = list[GeneName]
 class CompressRequest(Body):
     gene_names: GeneNames = Field(min_length=1, max_length=MAX_GENES, description="One unique name per column")
     expression_matrix: Matrix = Field(description="Cells × genes raw counts: finite numbers ≥ 0")
-    compression_target: Whole = Field(ge=1, le=MAX_DIMENSIONS, description="Most components to keep")
+    compression_target: Whole = Field(
+        DEFAULT_COMPRESSION_TARGET, ge=1, le=MAX_DIMENSIONS, description="Most components to keep (default 32)"
+    )
     params: Params | None = Field(None, description="Defaults: auto_evr, evr_target 0.9, max_k 256")
     seed: Seed = 0
+    # Sent by the original service's client; kept and answered as `metadata`, row for row.
+    cell_metadata: list[dict[str, Any] | None] | None = Field(
+        None,
+        max_length=MAX_CELLS,
+        description=(
+            f"One JSON object (or null) per cell, each at most {MAX_METADATA_BYTES} bytes as JSON; "
+            "answered unchanged as `metadata` (null as {})"
+        ),
+    )
 
 
 class BuildRequest(Body):
@@ -140,15 +152,28 @@ class Compress:
     target: int
     params: CompressionParams
     seed: int
+    metadata: list[dict[str, Any]] | None  # cell_metadata as sent, null items as {}
 
 
 def parse_compress(body: Any) -> Compress:
     request = validated(CompressRequest, body)
     genes = _unique(request.gene_names, "/gene_names")
     params = (request.params or Params()).as_params()
-    return Compress(
-        genes, expression(genes, request.expression_matrix), request.compression_target, params, request.seed
-    )
+    matrix = expression(genes, request.expression_matrix)
+    metadata = compress_metadata(request.cell_metadata, matrix.shape[0])
+    return Compress(genes, matrix, request.compression_target, params, request.seed, metadata)
+
+
+def compress_metadata(value: list | None, n_cells: int) -> list[dict[str, Any]] | None:
+    """One object per cell, each storable JSON within the metadata bounds, or None when not sent."""
+    if value is None:
+        return None
+    if len(value) != n_cells:
+        raise InvalidInput("/cell_metadata", f"must be a list with one object per cell ({n_cells})")
+    objects = [{} if item is None else item for item in value]
+    for i, item in enumerate(objects):
+        metadata_json(item, f"/cell_metadata/{i}", MAX_METADATA_BYTES)
+    return objects
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,6 +14,9 @@ from api.schemas.common import Answer, Metric
 class CompressResult(Answer):
     compressed_matrix: list[list[float]] = Field(description="Cells × k principal-component scores")
     stats: dict[str, Any] = Field(description="How k was chosen: explained variance, singular values, rank, …")
+    metadata: list[dict[str, Any]] | None = Field(
+        None, description="The request's cell_metadata, one object per row of compressed_matrix; absent if not sent"
+    )
 
 
 class BuildResult(Answer):

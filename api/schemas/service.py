@@ -52,3 +52,8 @@ class Usage(Answer):
     used: int = Field(description="Requests counted this hour, this one included")
     remaining: int = Field(description="Requests left this hour")
     reset_at: datetime = Field(description="When the quota resets (the top of the next UTC hour)")
+    # The original service's names, kept so its clients work unchanged (README: Clients of the original service).
+    requests_made: int = Field(description="The same number as `used`, under the original service's name")
+    reset_time: datetime = Field(
+        description="The same time as `reset_at` (ISO 8601), under the original service's name"
+    )
