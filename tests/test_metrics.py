@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -17,11 +18,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.audit import AuditMiddleware
-from api.problems import EXCEPTION_HANDLERS
+from api.problems import EXCEPTION_HANDLERS, unavailable_cause
 from api.request_metrics import UNMATCHED, RequestMeter
 from core.config import ConfigError, Settings
 from core.metrics import ServiceMetrics
-from tests.conftest import TEST_CLIENT, audit_rows
+from db.pool import DatabaseUnavailable
+from tests.conftest import TEST_CLIENT, audit_rows, audit_table_locked
 from workers.audit_writer import AuditWriter
 
 METRICS_TOKEN = "metrics-" + "x" * 40
@@ -152,17 +154,42 @@ async def test_a_saturated_pool_is_counted_as_an_acquire_timeout(settings, insti
         before = await scrape(client)
         async with state["pool"].acquire():  # the only connection is taken: the quota's lend times out
             waiting = asyncio.create_task(client.get("/api/v1/usage", headers=institution.headers))
-            for _ in range(100):  # seen while it waits, not after
+            for _ in range(100):
                 if state["pool"].waiting:
                     break
                 await asyncio.sleep(0.01)
-            assert state["pool"].waiting >= 1
+            # The scrape needs no connection, so it shows the saturation while it lasts.
+            during = await scrape(client)
+            assert sample(during, "don_db_pool_waiting") >= 1 and sample(during, "don_db_pool_idle") == 0
             assert (await waiting).status_code == 503
         after = await scrape(client)
     cause = "don_http_unavailable_total"
     assert sample(after, cause, cause="acquire_timeout") - sample(before, cause, cause="acquire_timeout") == 1
     assert sample(after, f"{REQUESTS}_count", method="GET", route="/api/v1/usage", status="503") == 1
     assert sample(after, "don_audit_write_failures_total") > sample(before, "don_audit_write_failures_total")
+
+
+async def test_the_scrape_answers_while_the_audit_trail_is_stuck(metered, pool, trace_id):
+    async with audit_table_locked(pool):  # every audit insert waits on the lock meanwhile
+        response = await metered.get("/metrics", headers={**SCRAPE, "X-Request-ID": trace_id})
+        assert response.status_code == 200
+    [row] = await audit_rows(pool, trace_id, wait=5)  # written once the table is free again
+    assert row["metadata"]["status_code"] == 200
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (DatabaseUnavailable("no database connection became free in time", "acquire_timeout"), "acquire_timeout"),
+        (DatabaseUnavailable("database unreachable: connection refused"), "database_down"),
+        (TimeoutError(), "statement_timeout"),  # asyncpg's command_timeout
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), "statement_timeout"),
+        (ConnectionRefusedError(), "database_down"),
+        (asyncpg.TooManyConnectionsError("too many clients"), "database_down"),
+    ],
+)
+def test_each_database_error_has_its_503_cause(error, cause):
+    assert unavailable_cause(error) == cause
 
 
 async def slow(request: Request) -> JSONResponse:
