@@ -17,10 +17,12 @@ from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
 from api.endpoint import routes
 from api.problems import EXCEPTION_HANDLERS
 from api.ratelimit import RateLimitMiddleware
-from api.routes import audit_trail, collections, docs, genomics, health, usage, vectors
+from api.request_metrics import RequestMeter
+from api.routes import audit_trail, collections, docs, genomics, health, metrics, usage, vectors
 from api.routes.contract import openapi_endpoints
 from cli.startup import prepare
 from core.config import Settings
+from core.metrics import ServiceMetrics
 from core.ttl_cache import TTLCache
 from db.pool import close, create_pool
 from workers.audit_writer import AuditWriter
@@ -37,13 +39,17 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
     async def lifespan(app: Starlette):
         dsn = await prepare(settings)
         pool = await create_pool(dsn, **settings.pool_options())
-        writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max)
+        service_metrics = ServiceMetrics()  # one registry per app, never the process-global one
+        writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max, service_metrics)
+        service_metrics.watch(pool, writer)
         maintainer = IndexMaintainer(pool, settings.acquire_timeout)
         try:
             yield {
                 "settings": settings,
                 "pool": pool,
                 "audit_writer": writer,
+                "metrics": service_metrics,
+                "request_meter": RequestMeter(service_metrics, app.routes),
                 "index_maintainer": maintainer,
                 "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES),
             }
@@ -61,6 +67,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         *vectors.endpoints,
         *genomics.endpoints,
         *docs.endpoints,
+        *metrics.endpoints,
     ]
     # Order matters: authenticate first, then count the request against the caller's quota.
     middleware = [Middleware(AuthMiddleware), Middleware(RateLimitMiddleware)]

@@ -40,6 +40,7 @@ from api.audit_row import audit_row, content_length
 from api.connection_watch import CONNECTION_KEY
 from api.paths import audit_exempt, long_running
 from api.problems import problem_response
+from api.request_metrics import mark_unavailable
 from api.trace import trace_id_from
 from core.logs import trace_id_var
 from db.audit import AuditWriteFailed
@@ -99,6 +100,7 @@ class _Exchange:
         self.watch = scope.get(CONNECTION_KEY)
         self.queued_row = None  # this request's row while the writer may still have it queued
         self.status: int | None = None
+        self.answered: int | None = None  # the status the client was sent: what /metrics counts
         self.held_start: Message | None = None
         self.sent_start = False
         self.audited = False
@@ -146,6 +148,11 @@ class _Exchange:
                 await self._finish_after_crash()
         finally:
             trace_id_var.reset(token)
+            meter = self.scope.get("state", {}).get("request_meter")
+            if meter is not None:
+                # Nothing sent, or sent to a client already gone: the client got no (whole) answer.
+                answered = CLIENT_CLOSED if self._client_gone() else (self.answered or CLIENT_CLOSED)
+                meter.done(self.scope, answered, time.perf_counter() - self.started)
 
     async def receive(self) -> Message:
         message = await self.receive_raw()
@@ -262,6 +269,7 @@ class _Exchange:
     async def _release_start(self) -> None:
         if self.held_start is not None:
             start, self.held_start = self.held_start, None
+            self.answered = start["status"]
             await self.send_raw(start)
             self.sent_start = True
 
@@ -294,6 +302,7 @@ class _Exchange:
         if outcome is LATE:  # the row now says 503 and will be written when it can be
             await self._send_late()
             return
+        mark_unavailable(self.scope, "audit_unavailable")
         await self._send_problem(
             503,
             "the audit trail is unavailable, so the request cannot be answered; retry shortly",
@@ -301,6 +310,7 @@ class _Exchange:
         )
 
     async def _send_late(self) -> None:
+        mark_unavailable(self.scope, "deadline")
         await self._send_problem(
             503,
             f"the request did not finish within its {self.timeout:g} s deadline; retry shortly",
@@ -311,6 +321,7 @@ class _Exchange:
         response = problem_response(
             status, detail, self.trace_id, headers={**(headers or {}), "X-Trace-ID": self.trace_id}
         )
+        self.answered = status
         await response(self.scope, self.receive_raw, self.send_raw)
         self.sent_start = True
 

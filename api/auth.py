@@ -44,7 +44,7 @@ class AuthMiddleware:
         try:
             outcome = await self._authenticate(scope)
         except UNAVAILABLE_ERRORS as exc:
-            await unavailable_response(exc, scope.get("trace_id"))(scope, receive, send)
+            await unavailable_response(exc, scope.get("trace_id"), scope)(scope, receive, send)
             return
         if isinstance(outcome, Caller):
             scope["caller"] = outcome

@@ -26,7 +26,8 @@ class Endpoint:
     status: int = 200
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
-    public: bool = False  # no token needed
+    public: bool = False  # no API token needed
+    credential: str | None = None  # the security scheme it checks itself instead (e.g. metricsToken)
     errors: tuple[int, ...] = ()  # besides those every endpoint of its kind can answer
     media_type: str = "application/json"
     alternative_media: tuple[str, ...] = ()  # other success media types (e.g. JSON lines)

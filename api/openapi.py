@@ -85,7 +85,7 @@ def _operation(e: Endpoint, schemas: dict) -> dict[str, Any]:
         "operationId": _camel(e.handler.__name__),
         "summary": e.summary,
         "tags": [e.tag],
-        "security": [] if e.public else [{"bearerAuth": []}],
+        "security": [{e.credential: []}] if e.credential else [] if e.public else [{"bearerAuth": []}],
     }
     params = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
@@ -168,7 +168,12 @@ def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A token from `python app.py token issue`",
-                }
+                },
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The METRICS_TOKEN setting; API tokens do not open /metrics",
+                },
             },
             "headers": {name: {"description": text, "schema": schema} for name, (text, schema) in HEADERS.items()},
             "responses": {str(s): _error_response(s) for s in ERROR_TEXT},

@@ -10,6 +10,8 @@ HEALTH_PATHS = frozenset({HEALTH_PATH, LIVE_PATH})
 # Outside /api/v1 nothing needs a token (the docs page, its assets, the OpenAPI document);
 # inside it only the health paths are open. Every path is audited all the same.
 PUBLIC_API_PATHS = HEALTH_PATHS
+# Prometheus' scrape: outside /api/v1, so no API token opens it; it checks METRICS_TOKEN itself.
+METRICS_PATH = "/metrics"
 
 
 def needs_token(path: str) -> bool:
@@ -17,8 +19,9 @@ def needs_token(path: str) -> bool:
 
 
 def audit_exempt(path: str) -> bool:
-    """True where the response leaves even if its audit row failed (the row is still attempted)."""
-    return path in HEALTH_PATHS
+    """True where the response leaves even if its audit row failed (the row is still attempted).
+    The metrics scrape is a probe too: it must still answer while the audit trail is down."""
+    return path in HEALTH_PATHS or path == METRICS_PATH
 
 
 # Requests that do heavy work inside the request get LONG_REQUEST_TIMEOUT instead of REQUEST_TIMEOUT.

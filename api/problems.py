@@ -10,7 +10,9 @@ import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
+from api.request_metrics import mark_unavailable
 from db.pool import DatabaseUnavailable
 
 MEDIA_TYPE = "application/problem+json"
@@ -123,15 +125,28 @@ async def on_invalid_input(request: Request, exc: InvalidInput) -> Response:
     )
 
 
-def unavailable_response(exc: Exception, trace_id: str | None) -> Response:
+def unavailable_cause(exc: BaseException) -> str:
+    """Why the database could not serve: the 503's cause label in /metrics."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc.cause
+    # asyncpg's command_timeout raises TimeoutError; the server's statement_timeout cancels the query.
+    if isinstance(exc, (TimeoutError, asyncpg.QueryCanceledError)):
+        return "statement_timeout"
+    return "database_down"
+
+
+def unavailable_response(exc: Exception, trace_id: str | None, scope: Scope | None = None) -> Response:
+    """The database's 503; given the request's scope, it also records why, for /metrics."""
     log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    if scope is not None:
+        mark_unavailable(scope, unavailable_cause(exc))
     return problem_response(
         503, "the database is unavailable; try again shortly", trace_id, headers={"Retry-After": "2"}
     )
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> Response:
-    return unavailable_response(exc, trace_id_of(request))
+    return unavailable_response(exc, trace_id_of(request), request.scope)
 
 
 async def on_unique_violation(request: Request, exc: asyncpg.UniqueViolationError) -> Response:

@@ -61,9 +61,11 @@ class RateLimitMiddleware:
         try:
             async with lend(state["pool"], state["settings"].acquire_timeout) as conn:
                 row = await count_request(conn, caller.institution_id, caller.hourly_limit)
+            if (metrics := state.get("metrics")) is not None:
+                metrics.observe_quota_batch(1)  # one request per round trip until the quota is batched
         except UNAVAILABLE_ERRORS as exc:
             # No quota check, no service: an unmetered request would break the contract.
-            await unavailable_response(exc, scope.get("trace_id"))(scope, receive, send)
+            await unavailable_response(exc, scope.get("trace_id"), scope)(scope, receive, send)
             return
         now = datetime.now(UTC)
         if row is None:

@@ -37,6 +37,7 @@ class Settings:
     audit_retention_days: int = 90
     rate_window_retention_days: int = 2
     sentry_dsn: str | None = None
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -106,6 +107,13 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _secret(raw: str) -> str:
+    # Compared against a header value: no spaces, and long enough not to be guessed.
+    if len(raw) < 32 or not raw.isascii() or not raw.isprintable() or " " in raw:
+        raise ValueError("must be at least 32 printable ASCII characters without spaces")
+    return raw
+
+
 def _database_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("postgres", "postgresql"):
@@ -125,12 +133,13 @@ _PARSERS = {
     "port": _port,
     "seconds": _positive_float,
     "path": Path,
+    "secret": _secret,
 }
 
 
 def _safe(name: str, raw: str) -> str:
     """Never echo a connection string: it holds a password."""
-    return "<hidden>" if name in ("DATABASE_URL", "SENTRY_DSN") else raw
+    return "<hidden>" if name in ("DATABASE_URL", "SENTRY_DSN", "METRICS_TOKEN") else raw
 
 
 ENV: tuple[EnvVar, ...] = (
@@ -208,6 +217,12 @@ ENV: tuple[EnvVar, ...] = (
         "sentry_dsn",
         "str",
         "Report unhandled errors to Sentry (scrubbed, tagged with the trace id); unset = no reporting (default)",
+    ),
+    EnvVar(
+        "METRICS_TOKEN",
+        "metrics_token",
+        "secret",
+        "Bearer credential of GET /metrics (32+ characters); unset = /metrics answers 404 (default)",
     ),
 )
 

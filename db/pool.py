@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from pgvector.asyncpg import register_vector
@@ -16,6 +17,10 @@ log = logging.getLogger(__name__)
 
 class DatabaseUnavailable(RuntimeError):
     """The database cannot serve this request now (down, saturated or too slow): answered as 503."""
+
+    def __init__(self, message: str, cause: str = "database_down"):
+        super().__init__(message)
+        self.cause = cause  # "acquire_timeout" or "database_down": the 503's cause in /metrics
 
 
 # What "the database cannot serve us right now" looks like from asyncpg: answered as 503.
@@ -59,15 +64,33 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
+class Pool(asyncpg.Pool):
+    """asyncpg's pool plus what it does not count: borrowers waiting in `lend`, and a hook that is told
+    each wait (the metrics' acquire-wait histogram). asyncpg's Pool has __slots__, hence a subclass."""
+
+    __slots__ = ("waiting", "on_wait")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.waiting = 0
+        self.on_wait: Callable[[float], None] | None = None
+
+
 async def create_pool(
     dsn: str, *, min_size: int, max_size: int, command_timeout: float, connect_timeout: float
-) -> asyncpg.Pool:
+) -> Pool:
     """Open the pool; raises if the database cannot be reached or pgvector is missing."""
-    return await asyncpg.create_pool(
+    # asyncpg.create_pool(...) is `Pool(...)` with these defaults; built here so the pool is our subclass.
+    return await Pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=init_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         command_timeout=command_timeout,
         timeout=connect_timeout,
         server_settings={"application_name": "don-research-api", "TimeZone": "UTC"},
@@ -77,12 +100,21 @@ async def create_pool(
 @contextlib.asynccontextmanager
 async def lend(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
     """Borrow a connection for one request; a saturated or unreachable database raises DatabaseUnavailable."""
+    metered = isinstance(pool, Pool)
+    if metered:
+        pool.waiting += 1
+        started = time.perf_counter()
     try:
         conn = await pool.acquire(timeout=timeout)
     except TimeoutError:
-        raise DatabaseUnavailable("no database connection became free in time") from None
+        raise DatabaseUnavailable("no database connection became free in time", "acquire_timeout") from None
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"database unreachable: {why_unavailable(exc)}") from None
+    finally:
+        if metered:
+            pool.waiting -= 1
+            if pool.on_wait is not None:
+                pool.on_wait(time.perf_counter() - started)
     try:
         yield conn
     except (asyncio.CancelledError, TimeoutError):

@@ -14,12 +14,14 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from core.logs import trace_id_var
+from core.metrics import ServiceMetrics
 from db.audit import AuditRow, AuditWriteFailed, insert_rows
 from db.audit_lookup import committed
 from db.pool import UNAVAILABLE_ERRORS, lend
@@ -47,8 +49,11 @@ class AuditWriter:
     """Group commit: rows that arrive while a batch is being written go together in the next batch,
     so the database sees one round trip per batch instead of one per request."""
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, batch_max: int = 500):
+    def __init__(
+        self, pool: asyncpg.Pool, acquire_timeout: float, batch_max: int = 500, metrics: ServiceMetrics | None = None
+    ):
         self._pool = pool
+        self._metrics = metrics
         self._acquire_timeout = acquire_timeout
         self._batch_max = batch_max
         self._queue: list[_Pending] = []
@@ -56,6 +61,11 @@ class AuditWriter:
         self._batches = itertools.count(1)
         self.rows_written = 0
         self.failures = 0
+
+    @property
+    def queue_depth(self) -> int:
+        """Rows waiting for a batch (rows waiting to be retried are not queued yet)."""
+        return len(self._queue)
 
     async def write(self, row: AuditRow, timeout: float | None = None, status_if_late: int = 503) -> None:
         """Wait until `row` is committed; raise AuditWriteFailed if it was not.
@@ -115,7 +125,9 @@ class AuditWriter:
                     return
                 try:
                     async with asyncio.timeout(STATEMENT_TIMEOUT):
+                        sent = time.perf_counter()
                         await insert_rows(conn, [item.row for item in batch])
+                        round_trip = time.perf_counter() - sent
                 except UNAVAILABLE_ERRORS as exc:
                     # Sent, but no answer came back: the commit may have happened. Find out.
                     await self._resolve(batch, exc)
@@ -131,6 +143,8 @@ class AuditWriter:
                 await self._write_batch([item])
         else:
             self._succeed(batch)
+            if self._metrics is not None:
+                self._metrics.observe_audit_batch(len(batch), round_trip)
 
     async def _resolve(self, batch: list[_Pending], cause: BaseException) -> None:
         keys = [(item.row.trace_id, item.row.occurred_at) for item in batch]

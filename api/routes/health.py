@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from api.endpoint import Endpoint, answer
 from api.paths import HEALTH_PATH, LIVE_PATH
+from api.request_metrics import mark_unavailable
 from api.schemas.service import Health, Live
 from db import health as db_health
 from db.pool import DatabaseUnavailable, lend, pool_figures, why_unavailable
@@ -41,6 +42,7 @@ async def health(request: Request) -> Response:
     else:
         return answer(Health, {"status": "healthy", **body, "database": database})
     log.warning("health check failed: %s", reason)
+    mark_unavailable(request.scope, "database_down")
     return answer(
         Health,
         {"status": "unhealthy", **body, "database": {"status": "unavailable", "reason": reason}},
