@@ -47,6 +47,9 @@ class H5adError(ValueError):
         self.field = field
         self.message = message
 
+    def __reduce__(self):  # picklable with its field, for a job run in a child process
+        return (type(self), (self.field, self.message))
+
 
 @dataclass(frozen=True, eq=False)
 class H5adData:
