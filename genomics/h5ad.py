@@ -176,9 +176,14 @@ def _matrix(node, layer: str):
         data[start : start + chunk.size] = chunk
         indices[start : start + chunk.size] = node["indices"][start : start + NNZ_CHUNK]
     indptr = node["indptr"][...].astype(index_dtype)
-    if kind == "csr_matrix":
-        return sp.csr_matrix((data, indices, indptr), shape=shape)
-    return sp.csc_matrix((data, indices, indptr), shape=shape).tocsr()
+    make = sp.csr_matrix if kind == "csr_matrix" else sp.csc_matrix
+    try:
+        matrix = make((data, indices, indptr), shape=shape)
+        # Untrusted structure: an index out of range would make scipy's C++ products read out of bounds.
+        matrix.check_format(full_check=True)
+    except ValueError:
+        raise H5adError("file", f"layer {layer!r} is not a consistent {kind}") from None
+    return matrix.tocsr()
 
 
 def _dense(node: h5py.Dataset, layer: str):

@@ -220,3 +220,20 @@ def test_an_incomplete_sparse_layer_is_blamed_on_the_file(tmp_path):
     with pytest.raises(H5adError) as caught:
         read_h5ad(path)
     assert caught.value.field == "file" and "incomplete" in caught.value.message
+
+
+@pytest.mark.parametrize("damage", ["index out of range", "short indptr"])
+def test_an_inconsistent_sparse_layer_is_blamed_on_the_file(tmp_path, damage):
+    path = write(tmp_path, sp.csr_matrix(counts()))
+    with h5py.File(path, "r+") as f:
+        if damage == "index out of range":
+            indices = f["X/indices"][...]
+            indices[0] = 10_000
+            f["X/indices"][...] = indices
+        else:
+            indptr = f["X/indptr"][...]
+            del f["X/indptr"]
+            f["X/indptr"] = indptr[:-3]
+    with pytest.raises(H5adError) as caught:
+        read_h5ad(path)
+    assert caught.value.field == "file" and "consistent" in caught.value.message
