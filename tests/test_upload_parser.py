@@ -230,3 +230,18 @@ def test_build_errors_survive_pickling_for_a_child_process():
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and str(copy) == str(error)
         assert vars(copy) == vars(error)
+
+
+@pytest.mark.parametrize(
+    ("ids", "words"),
+    [
+        (["AAAC-1", "AAAC-2", "AAAC-1"], "obs row 2/barcode: duplicate barcode"),
+        (["ok", "x" * 201], "obs row 1/barcode"),
+    ],
+)
+def test_the_files_barcodes_are_checked_as_vector_ids(ids, words):
+    from api.genomics_build import upload_cells
+
+    with pytest.raises(InvalidInput) as caught:
+        upload_cells(ids, [None] * len(ids), [{} for _ in ids])
+    assert caught.value.pointer == "/file" and words in caught.value.detail
