@@ -25,6 +25,7 @@ from core.ttl_cache import TTLCache
 from db.pool import close, create_pool
 from workers.audit_writer import AuditWriter
 from workers.index_maintainer import IndexMaintainer
+from workers.quota_batcher import QuotaBatcher
 
 SHUTDOWN_DRAIN_SECONDS = 10
 
@@ -39,16 +40,19 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         pool = await create_pool(dsn, **settings.pool_options())
         writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max)
         maintainer = IndexMaintainer(pool, settings.acquire_timeout)
+        quota = QuotaBatcher(pool, settings.acquire_timeout)
         try:
             yield {
                 "settings": settings,
                 "pool": pool,
                 "audit_writer": writer,
                 "index_maintainer": maintainer,
+                "quota_batcher": quota,
                 "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES),
             }
         finally:
             await maintainer.close()
+            await quota.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
             await close(pool)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response, unavailable_response
-from db.pool import UNAVAILABLE_ERRORS, lend
-from db.rate_limits import count_request
+from db.pool import UNAVAILABLE_ERRORS
+from workers.quota_batcher import QuotaBatcher
 
 WINDOW_SECONDS = 3600
 
@@ -47,7 +47,9 @@ def window_end(now: datetime) -> datetime:
 
 
 class RateLimitMiddleware:
-    """Counts each authenticated request; runs after AuthMiddleware has set scope["caller"]."""
+    """Counts each authenticated request; runs after AuthMiddleware has set scope["caller"].
+
+    Requests are counted in batches by the lifespan's QuotaBatcher (workers/quota_batcher.py)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -57,16 +59,15 @@ class RateLimitMiddleware:
         if caller is None:
             await self.app(scope, receive, send)
             return
-        state = scope["state"]
+        batcher: QuotaBatcher = scope["state"]["quota_batcher"]
         try:
-            async with lend(state["pool"], state["settings"].acquire_timeout) as conn:
-                row = await count_request(conn, caller.institution_id, caller.hourly_limit)
+            admission = await batcher.admit(caller.institution_id, caller.hourly_limit)
         except UNAVAILABLE_ERRORS as exc:
             # No quota check, no service: an unmetered request would break the contract.
             await unavailable_response(exc, scope.get("trace_id"))(scope, receive, send)
             return
         now = datetime.now(UTC)
-        if row is None:
+        if not admission.admitted:
             quota = Quota(caller.hourly_limit, caller.hourly_limit, window_end(now))
             scope["audit"]["metadata"]["rate_limited"] = True
             retry_after = str(max(1, int((quota.reset_at - now).total_seconds() + 0.999)))
@@ -79,7 +80,7 @@ class RateLimitMiddleware:
             )
             await response(scope, receive, send)
             return
-        quota = Quota(caller.hourly_limit, row["hits"], row["window_start"] + timedelta(hours=1))
+        quota = Quota(caller.hourly_limit, admission.used, admission.window_start + timedelta(hours=1))
         scope["quota"] = quota
         extra = quota.headers(now)
 
