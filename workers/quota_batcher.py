@@ -87,7 +87,9 @@ class QuotaBatcher:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="quota-batcher")
         try:
-            return await asyncio.shield(item.future)
+            # No shield: each request has its own future, so cancelling it touches no other request,
+            # and its batch skips an answer nobody waits for.
+            return await item.future
         except asyncio.CancelledError:
             # The request gave up (its deadline, its client). Still queued: it is taken out, so it
             # is never counted. Already sent: its batch counts it or not; either way the client gets
