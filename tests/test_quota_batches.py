@@ -108,3 +108,36 @@ async def _until(condition, limit: float = 10.0) -> None:
     async with asyncio.timeout(limit):
         while not condition():
             await asyncio.sleep(0.002)
+
+
+async def test_a_batch_of_two_institutions_counts_each_against_its_own_window(pool):
+    a = await make_institution(pool, hourly_limit=3)
+    b = await make_institution(pool, hourly_limit=2)
+    batcher = QuotaBatcher(pool, acquire_timeout=2.0)
+    for _ in range(2):  # a run that straddles the top of the hour is repeated once
+        hour = _hour()
+        await pool.execute("DELETE FROM rate_limit_windows WHERE institution_id = ANY($1)", [a.id, b.id])
+        assert (await batcher.admit(a.id, 3)).used == 1  # opens a's window
+        async with pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("SELECT hits FROM rate_limit_windows WHERE institution_id = $1 FOR UPDATE", a.id)
+            stuck = asyncio.create_task(batcher.admit(a.id, 3))
+            await _until(lambda: batcher.queued == 0 and batcher.in_flight)
+            # Interleaved arrivals of both institutions: one batch, b's window opened by it.
+            mixed = [asyncio.create_task(batcher.admit(inst.id, inst.hourly_limit)) for inst in (a, b, a, b, b, a)]
+            await _until(lambda: batcher.queued == 6)
+        answers = [await stuck, *[await task for task in mixed]]
+        if _hour() == hour:
+            break
+    assert [(x.admitted, x.used) for x in answers] == [
+        (True, 2),  # a, the stuck batch
+        (True, 3),  # a: its last one
+        (True, 1),  # b
+        (False, 3),  # a: over
+        (True, 2),  # b: its last one
+        (False, 2),  # b: over
+        (False, 3),  # a: over
+    ]
+    rows = await pool.fetch(
+        "SELECT institution_id, hits FROM rate_limit_windows WHERE institution_id = ANY($1)", [a.id, b.id]
+    )
+    assert {r["institution_id"]: r["hits"] for r in rows} == {a.id: 3, b.id: 2}
