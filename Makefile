@@ -23,6 +23,7 @@ migrate: $(VENV)/.runtime
 
 bench: $(VENV)/.test
 	$(PY) bench/service.py
+	$(PY) bench/hot_path.py
 	$(PY) bench/vectors.py
 
 $(VENV)/bin/python:

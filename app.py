@@ -27,6 +27,7 @@ from core.ttl_cache import TTLCache
 from db.pool import close, create_pool
 from workers.audit_writer import AuditWriter
 from workers.index_maintainer import IndexMaintainer
+from workers.quota_batcher import QuotaBatcher
 
 SHUTDOWN_DRAIN_SECONDS = 10
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max, service_metrics)
         service_metrics.watch(pool, writer)
         maintainer = IndexMaintainer(pool, settings.acquire_timeout)
+        quota = QuotaBatcher(pool, settings.acquire_timeout, metrics=service_metrics)
         try:
             yield {
                 "settings": settings,
@@ -51,10 +53,12 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
                 "metrics": service_metrics,
                 "request_meter": RequestMeter(service_metrics, app.routes),
                 "index_maintainer": maintainer,
+                "quota_batcher": quota,
                 "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES),
             }
         finally:
             await maintainer.close()
+            await quota.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
             await close(pool)

@@ -106,7 +106,7 @@ class _Exchange:
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + self.timeout
         self.watchdog: asyncio.Timeout | None = None
-        self.digest = hashlib.sha256()
+        self.digest = None  # made with the first body byte: most requests (every GET) have none
         self.request_bytes = 0
         self.response_bytes = 0
         self.handed_bytes = 0  # body bytes passed to the server
@@ -172,10 +172,13 @@ class _Exchange:
         message = await self.receive_raw()
         if message["type"] == "http.request":
             chunk = message.get("body", b"")
+            if chunk and self.digest is None:
+                self.digest = hashlib.sha256()
             self.request_bytes += len(chunk)
             if self.request_bytes > self.limit:
                 raise BodyTooLarge(self.limit)
-            self.digest.update(chunk)
+            if chunk:
+                self.digest.update(chunk)
         elif message["type"] == "http.disconnect":
             self.disconnected = True
         return message
@@ -265,7 +268,7 @@ class _Exchange:
             elapsed_ms=(time.perf_counter() - self.started) * 1000,
             request_bytes=self.request_bytes,
             response_bytes=self.response_bytes if response_bytes is None else response_bytes,
-            request_sha256=self.digest.hexdigest() if self.request_bytes else None,
+            request_sha256=self.digest.hexdigest() if self.digest is not None else None,
         )
 
     def stop_deadline(self) -> None:

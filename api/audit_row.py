@@ -26,9 +26,10 @@ def audit_row(
 ) -> AuditRow:
     context = scope["audit"]  # downstream layers (authentication, quota) enrich the row through it
     headers = dict(scope["headers"])
+    path = clean(scope["path"], 1000)  # cleaned once: the endpoint and the resource id are the same text
     metadata = {
         "method": scope["method"],
-        "endpoint": clean(scope["path"], 1000),
+        "endpoint": path,
         "query": clean(redacted_query(scope.get("query_string", b"")), 2000),
         "status_code": status,
         "response_time_ms": round(elapsed_ms, 3),
@@ -45,7 +46,7 @@ def audit_row(
         action=clean(f"{scope['method']} {scope['path']}", 1000),
         trace_id=trace_id,
         resource_type="http_request",
-        resource_id=clean(scope["path"], 1000),
+        resource_id=path,
         ip_address=_client_ip(scope),
         user_agent=clean(headers.get(b"user-agent", b"").decode("latin-1"), 512) or None,
         metadata=metadata,

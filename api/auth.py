@@ -71,27 +71,37 @@ class AuthMiddleware:
         presented = _bearer(scope)
         if presented is None:
             return 401, "missing"
-        if not tokens.well_formed(presented):
-            return 401, "malformed"
         state = scope["state"]
         cache: TTLCache = state["token_cache"]
         digest = tokens.digest(presented)
-        row = cache.get(digest)
+        # The cache holds the outcome (a Caller, or a revoked/disabled refusal), so a cached token costs
+        # one digest and one look-up per request. Only well-formed tokens are ever put in it, so a hit
+        # needs no shape check; a miss checks the shape before asking the database.
+        outcome = cache.get(digest)
+        if outcome is not None:
+            return outcome
+        if not tokens.well_formed(presented):
+            return 401, "malformed"
+        async with lend(state["pool"], state["settings"].acquire_timeout) as conn:
+            row = await find_token(conn, digest)
         if row is None:
-            async with lend(state["pool"], state["settings"].acquire_timeout) as conn:
-                row = await find_token(conn, digest)
-            if row is None:
-                return 401, "unknown"
-            cache.put(digest, row)
-        if row["revoked_at"] is not None:
-            return 401, "revoked"
-        if row["disabled_at"] is not None:
-            return 403, "institution_disabled"
-        return Caller(
-            institution_id=row["institution_id"],
-            slug=row["slug"],
-            tier=row["tier"],
-            hourly_limit=row["hourly_limit"],
-            token_id=row["token_id"],
-            token_prefix=row["prefix"],
-        )
+            return 401, "unknown"
+        outcome = _outcome(row)
+        cache.put(digest, outcome)
+        return outcome
+
+
+def _outcome(row) -> Caller | tuple[int, str]:
+    """What a token's row means for its bearer."""
+    if row["revoked_at"] is not None:
+        return 401, "revoked"
+    if row["disabled_at"] is not None:
+        return 403, "institution_disabled"
+    return Caller(
+        institution_id=row["institution_id"],
+        slug=row["slug"],
+        tier=row["tier"],
+        hourly_limit=row["hourly_limit"],
+        token_id=row["token_id"],
+        token_prefix=row["prefix"],
+    )

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response, unavailable_response
-from db.pool import UNAVAILABLE_ERRORS, lend
-from db.rate_limits import count_request
+from db.pool import UNAVAILABLE_ERRORS
+from workers.quota_batcher import QuotaBatcher
 
 WINDOW_SECONDS = 3600
 
@@ -30,15 +30,16 @@ class Quota:
         return max(0, self.limit - self.used)
 
     def headers(self, now: datetime) -> list[tuple[bytes, bytes]]:
+        # Built straight as bytes: this runs on every authenticated response.
         reset_in = max(1, int((self.reset_at - now).total_seconds() + 0.999))
-        pairs = {
-            "x-ratelimit-limit": str(self.limit),
-            "x-ratelimit-remaining": str(self.remaining),
-            "x-ratelimit-reset": str(int(self.reset_at.timestamp())),
-            "ratelimit-policy": f'"hourly";q={self.limit};w={WINDOW_SECONDS}',
-            "ratelimit": f'"hourly";r={self.remaining};t={reset_in}',
-        }
-        return [(k.encode(), v.encode()) for k, v in pairs.items()]
+        remaining = self.remaining
+        return [
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            (b"x-ratelimit-reset", b"%d" % int(self.reset_at.timestamp())),
+            (b"ratelimit-policy", b'"hourly";q=%d;w=%d' % (self.limit, WINDOW_SECONDS)),
+            (b"ratelimit", b'"hourly";r=%d;t=%d' % (remaining, reset_in)),
+        ]
 
 
 def window_end(now: datetime) -> datetime:
@@ -47,7 +48,9 @@ def window_end(now: datetime) -> datetime:
 
 
 class RateLimitMiddleware:
-    """Counts each authenticated request; runs after AuthMiddleware has set scope["caller"]."""
+    """Counts each authenticated request; runs after AuthMiddleware has set scope["caller"].
+
+    Requests are counted in batches by the lifespan's QuotaBatcher (workers/quota_batcher.py)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -57,18 +60,15 @@ class RateLimitMiddleware:
         if caller is None:
             await self.app(scope, receive, send)
             return
-        state = scope["state"]
+        batcher: QuotaBatcher = scope["state"]["quota_batcher"]
         try:
-            async with lend(state["pool"], state["settings"].acquire_timeout) as conn:
-                row = await count_request(conn, caller.institution_id, caller.hourly_limit)
-            if (metrics := state.get("metrics")) is not None:
-                metrics.observe_quota_batch(1)  # one request per round trip until the quota is batched
+            admission = await batcher.admit(caller.institution_id, caller.hourly_limit)
         except UNAVAILABLE_ERRORS as exc:
             # No quota check, no service: an unmetered request would break the contract.
             await unavailable_response(exc, scope.get("trace_id"), scope)(scope, receive, send)
             return
         now = datetime.now(UTC)
-        if row is None:
+        if not admission.admitted:
             quota = Quota(caller.hourly_limit, caller.hourly_limit, window_end(now))
             scope["audit"]["metadata"]["rate_limited"] = True
             retry_after = str(max(1, int((quota.reset_at - now).total_seconds() + 0.999)))
@@ -81,7 +81,7 @@ class RateLimitMiddleware:
             )
             await response(scope, receive, send)
             return
-        quota = Quota(caller.hourly_limit, row["hits"], row["window_start"] + timedelta(hours=1))
+        quota = Quota(caller.hourly_limit, admission.used, admission.window_start + timedelta(hours=1))
         scope["quota"] = quota
         extra = quota.headers(now)
 

@@ -55,12 +55,38 @@ from cli.startup import describe  # noqa: E402
 from core.config import ConfigError, Settings  # noqa: E402
 
 START_TIMEOUT = 90.0
+# The bare reference app, as uvicorn runs it: one worker, the same loop/HTTP defaults as the service.
+REFERENCE_ARGV = [
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "bench.reference_app:app",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--workers",
+    "1",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--loop",
+    "auto",
+    "--http",
+    "auto",
+    "--lifespan",
+    "on",
+    "--no-server-header",
+]
 
 
 # ---------------------------------------------------------------- processes and the database
 
 
-def start_server(name: str, argv: list[str], env: dict, workdir: Path, cleanup: Cleanup) -> Server:
+def start_server(
+    name: str, argv: list[str], env: dict, workdir: Path, cleanup: Cleanup, cpus: set[int] | None = None
+) -> Server:
+    """Start one app process (on `cpus` only, when given: bench/hot_path.py pins each app to a core)."""
     port = free_port()
     log_path = workdir / f"{name}.log"
     log_file = open(log_path, "wb")
@@ -72,6 +98,7 @@ def start_server(name: str, argv: list[str], env: dict, workdir: Path, cleanup: 
         stdout=log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a terminal Ctrl-C reaches the bench only; it stops the servers in order
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     log_file.close()
     server = Server(name, port, process, log_path)
@@ -164,34 +191,7 @@ def bench(args: argparse.Namespace, cleanup: Cleanup, cleanup_state: dict) -> in
 
     env = {**os.environ, "DATABASE_URL": dsn, "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
     service = start_server("service", [sys.executable, "app.py", "serve"], env, workdir, cleanup)
-    reference = start_server(
-        "reference",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.reference_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--loop",
-            "auto",
-            "--http",
-            "auto",
-            "--lifespan",
-            "on",
-            "--no-server-header",
-        ],
-        env,
-        workdir,
-        cleanup,
-    )
+    reference = start_server("reference", REFERENCE_ARGV, env, workdir, cleanup)
     wait_ready(service)
     wait_ready(reference)
 

@@ -25,6 +25,8 @@ function init(args)
    prefix = args[1] .. "." .. tid .. "."
    issued = 0
    headers = {}
+   -- An optional second argument is sent as the Authorization header (bench/hot_path.py's Bearer token).
+   if args[2] then headers["Authorization"] = args[2] end
    -- wrk 4 calls request() once in the first thread's state before the run, to check the request
    -- it builds, and never sends it: that call gets id 0 and is not counted as issued.
    checking = (tid == 1)
@@ -77,6 +79,7 @@ class Run:
     errors: dict = field(default_factory=dict)
     cpu_s: float | None = None  # CPU seconds the app's process used during the run (Linux /proc)
     audit: dict | None = None  # service runs only
+    cores_busy: list | None = None  # bench/hot_path.py: each core's busy share during the run
 
     @property
     def cpu_us_per_request(self) -> float | None:
@@ -105,7 +108,17 @@ def process_cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def run_wrk(server: Server, run: Run, args, script: Path, tag: str, cleanup_state: dict) -> Run:
+def run_wrk(
+    server: Server,
+    run: Run,
+    args,
+    script: Path,
+    tag: str,
+    cleanup_state: dict,
+    url: str | None = None,
+    authorization: str | None = None,
+) -> Run:
+    """One timed wrk run against `url` (the server's health path by default); fills in `run`."""
     argv = [
         "wrk",
         f"-t{args.threads}",
@@ -114,9 +127,10 @@ def run_wrk(server: Server, run: Run, args, script: Path, tag: str, cleanup_stat
         f"--timeout={WRK_TIMEOUT}",
         "-s",
         str(script),
-        server.url,
+        url or server.url,
         "--",
         f"{tag}.{run.run_id}",
+        *([authorization] if authorization else []),
     ]
     cpu_before = process_cpu_seconds(server.process.pid)
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

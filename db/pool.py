@@ -52,9 +52,14 @@ def why_unavailable(exc: BaseException) -> str:
     return "connection lost"
 
 
+# allow_nan=False: jsonb rejects NaN, so fail here with a clear error instead of in the server.
+# One encoder for every value: json.dumps with non-default options builds a new one per call,
+# and this runs for every audit row's metadata.
+_JSONB_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def _dumps(value) -> str:
-    # allow_nan=False: jsonb rejects NaN, so fail here with a clear error instead of in the server.
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return _JSONB_ENCODER.encode(value)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:

@@ -130,6 +130,17 @@ async def test_requests_are_counted_by_route_template_and_status(metered, instit
     assert not [key for key in after if any(name in value for _, value in key[1])]  # never the raw path
 
 
+async def test_quota_batches_are_reported_with_their_requests(metered, institution):
+    before = await scrape(metered)
+    answers = await asyncio.gather(*(metered.get("/api/v1/usage", headers=institution.headers) for _ in range(6)))
+    assert [a.status_code for a in answers] == [200] * 6
+    after = await scrape(metered)
+    batches = sample(after, "don_quota_batch_requests_count") - sample(before, "don_quota_batch_requests_count")
+    counted = sample(after, "don_quota_batch_requests_sum") - sample(before, "don_quota_batch_requests_sum")
+    assert 1 <= batches <= 6
+    assert counted == 6  # every request counted once, in however many batches
+
+
 async def test_audit_batches_and_the_pool_are_reported(metered):
     before = await scrape(metered)
     await asyncio.gather(*(metered.get("/api/v1/health/live") for _ in range(5)))

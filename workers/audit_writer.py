@@ -10,7 +10,6 @@ so does the row) or, once the row is in flight, learns the batch's outcome like 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -75,23 +74,44 @@ class AuditWriter:
         caller must then answer with that status. A row already sent is waited for until its batch
         is resolved. A cancelled caller (client gone, shutdown) leaves its row to be written."""
         item = self._enqueue(row)
+        # One timer that settles a late row, instead of wait_for around a shield: those cost two extra
+        # futures, their callbacks and a timer per request on the hot path. A cancelled caller cancels
+        # only its own future; its row stays queued and is written all the same.
+        late = (
+            asyncio.get_running_loop().call_later(timeout, self._late, item, status_if_late)
+            if timeout is not None
+            else None
+        )
         try:
-            await asyncio.wait_for(asyncio.shield(item.future), timeout)
-        except TimeoutError:
-            if item in self._queue:  # not sent yet: the row will say what the client is about to get
-                item.row = _with_status(item.row, status_if_late)
-                raise LateRow(item.row) from None
-            if item.row.metadata.get("status_code") == status_if_late:
-                raise LateRow(item.row) from None  # it says 503 already: every outcome agrees with a 503
-            await asyncio.shield(item.future)  # in flight: wait for its batch's outcome
+            await item.future
+        finally:
+            if late is not None:
+                late.cancel()
+
+    def _late(self, item: _Pending, status_if_late: int) -> None:
+        """The caller's wait is over: a row not sent yet will say `status_if_late`, and so will its
+        caller's answer; a row in flight is waited for until its batch is resolved, unless it says that
+        status already (every outcome of its batch then agrees with the answer)."""
+        if item.future.done():
+            return
+        if item in self._queue:
+            item.row = _with_status(item.row, status_if_late)
+            item.future.set_exception(LateRow(item.row))
+        elif item.row.metadata.get("status_code") == status_if_late:
+            item.future.set_exception(LateRow(item.row))
 
     async def write_briefly(self, row: AuditRow, wait: float) -> None:
         """Queue `row` and wait at most `wait` seconds for its commit, whatever happens to it then (the
         health paths: they answer whatever the database does). Waiting the usual millisecond keeps a
         burst of probes in step with the group commit, as the other paths are."""
         item = self._enqueue(row, status_on_failure=None)
-        with contextlib.suppress(TimeoutError, AuditWriteFailed):
-            await asyncio.wait_for(asyncio.shield(item.future), wait)
+        stop = asyncio.get_running_loop().call_later(wait, _stop_waiting, item.future)
+        try:
+            await item.future
+        except AuditWriteFailed:
+            pass  # counted in self.failures and logged by the batch; a probe answers all the same
+        finally:
+            stop.cancel()
 
     def revise_queued(self, row: AuditRow, revised: AuditRow) -> bool:
         """Put `revised` in place of `row` if `row` still waits in the queue (not yet sent): its client
@@ -227,6 +247,12 @@ async def committed_within(
             if asyncio.get_running_loop().time() >= give_up:
                 return None
             await asyncio.sleep(0.2)
+
+
+def _stop_waiting(future: asyncio.Future) -> None:
+    """A health row's wait is over; its batch still writes it (and counts it if it fails)."""
+    if not future.done():
+        future.set_result(None)
 
 
 def _retrieve(future: asyncio.Future) -> None:
