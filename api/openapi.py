@@ -34,7 +34,7 @@ ERROR_TEXT = {
     401: "No valid token: missing, malformed, unknown or revoked (the same answer for each)",
     403: "The institution's access is disabled",
     404: "Not found (another institution's resources are not found either)",
-    409: "The name is already taken",
+    409: "A conflict: the name is already taken, or the job has already ended",
     413: "The body is larger than MAX_BODY_BYTES",
     415: "The body is not JSON (another Content-Type, or a Content-Encoding)",
     422: "A field or parameter breaks the contract; `errors` names each one",
