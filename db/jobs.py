@@ -59,14 +59,19 @@ async def submit(
     max_attempts: int,
     project_id: str | None = None,
     input_file: Path | None = None,
+    copy_timeout: float | None = None,
 ) -> asyncpg.Record:
     """Queue a job, with `input_file` copied into job_inputs in ~1 MiB chunks; run it inside the
     submitting request's transaction, so the job, its input and the request's audit row commit together.
-    A second active job of the same type and project raises asyncpg.UniqueViolationError."""
+    A second active job of the same type and project raises asyncpg.UniqueViolationError. The COPY of
+    a large file may need longer than one ordinary statement: `copy_timeout` (None: the pool's)."""
     job = await sql.fetchrow(conn, SUBMIT_JOB, institution_id, job_type, params, project_id, max_attempts, trace_id)
     if input_file is not None:
         await conn.copy_records_to_table(
-            "job_inputs", records=_chunks(job["id"], input_file), columns=("job_id", "seq", "data")
+            "job_inputs",
+            records=_chunks(job["id"], input_file),
+            columns=("job_id", "seq", "data"),
+            timeout=copy_timeout,
         )
     return job
 
