@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
     return AuditMiddleware(
         app,
         max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
         request_timeout=settings.request_timeout,
         long_request_timeout=settings.long_request_timeout,
     )

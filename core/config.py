@@ -30,6 +30,7 @@ class Settings:
     request_timeout: float = 5.0
     long_request_timeout: float = 300.0
     max_body_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
     log_level: str = "INFO"
     forwarded_allow_ips: str = "127.0.0.1"
     audit_batch_max: int = 500
@@ -198,6 +199,12 @@ ENV: tuple[EnvVar, ...] = (
     EnvVar("HEALTH_TIMEOUT", "health_timeout", "seconds", "Bound on the health check's database probe (default 1)"),
     EnvVar(
         "MAX_BODY_BYTES", "max_body_bytes", "int", "Largest request body accepted; larger gets 413 (default 67108864)"
+    ),
+    EnvVar(
+        "MAX_UPLOAD_BYTES",
+        "max_upload_bytes",
+        "int",
+        "Largest multipart .h5ad upload to the genomics build; larger gets 413 before it is read (default 2147483648)",
     ),
     EnvVar("LOG_LEVEL", "log_level", "level", "DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)"),
     EnvVar(
