@@ -25,8 +25,8 @@ from core.ttl_cache import TTLCache
 from db.pool import close, create_pool
 from workers.audit_writer import AuditWriter
 from workers.index_maintainer import IndexMaintainer
+from workers.job_registry import product_job_types
 from workers.job_runner import JobRunner
-from workers.job_types import product_job_types
 
 SHUTDOWN_DRAIN_SECONDS = 10
 

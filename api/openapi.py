@@ -118,6 +118,12 @@ def _operation(e: Endpoint, schemas: dict) -> dict[str, Any]:
             for media in (e.media_type, *e.alternative_media)
         }
     responses = {str(e.status): success}
+    if e.accepted is not None:
+        responses["202"] = {
+            "description": "Accepted: the work runs as a background job; follow Location (GET /api/v1/jobs/{id})",
+            "headers": _header_refs(("X-Trace-ID", "Location", *RATE_HEADERS)),
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=e.accepted.__name__)}}},
+        }
     for status in _error_statuses(e):
         if status in e.errors_in_body:
             responses[str(status)] = {
@@ -149,7 +155,7 @@ def _error_response(status: int) -> dict:
 def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
     models = {ProblemDetails}
     for e in endpoints:
-        models |= {m for m in (e.body, e.form, e.query, e.response) if m is not None}
+        models |= {m for m in (e.body, e.form, e.query, e.response, e.accepted) if m is not None}
     pairs = [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)]
     _, defs = models_json_schema(pairs, ref_template=REF)
     schemas = defs.get("$defs", {})

@@ -94,7 +94,7 @@ def main(argv: list[str], create_app: Callable) -> int:
             return serve(settings, create_app)
         if args.command == "worker":
             from cli.worker import run_worker
-            from workers.job_types import product_job_types
+            from workers.job_registry import product_job_types
 
             return asyncio.run(run_worker(settings, product_job_types()))
         if args.command == "migrate":

@@ -1,5 +1,5 @@
 """What a job type is: a pure child-side function run in its own process, and a parent-side finish
-that stores its output in the database; plus the product's registry of job types."""
+that stores its output in the database (the product's types: workers/job_registry.py)."""
 
 from __future__ import annotations
 
@@ -41,8 +41,3 @@ class JobType:
     name: str
     child: str
     finish: Finish
-
-
-def product_job_types() -> dict[str, JobType]:
-    """The job types the service runs (each registered here by the feature that adds it)."""
-    return {}
