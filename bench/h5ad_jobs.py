@@ -46,14 +46,14 @@ def main() -> int:
     args = parser.parse_args()
     data = synthetic(args.cells, args.genes, args.density)
     cleanup = Cleanup()
-    try:
-        with tempfile.TemporaryDirectory(prefix="don-bench-h5ad-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="don-bench-h5ad-") as tmp:
+        try:
             return run(args, data, Path(tmp), cleanup)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        cleanup.run()
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            cleanup.run()  # before the directory holding the embedded database goes
 
 
 def run(args, data, workdir: Path, cleanup: Cleanup) -> int:
@@ -83,9 +83,14 @@ def run(args, data, workdir: Path, cleanup: Cleanup) -> int:
     if status != 202:
         raise BenchError(f"upload answered {status}: {job}")
     uploaded = time.perf_counter() - started
+    print(f"  upload answered 202 after {uploaded:.1f}s: job {job['id']}", flush=True)
+    shown = -1.0
     while job["status"] in ("queued", "running"):
         time.sleep(0.5)
         job = api.get(f"/api/v1/jobs/{job['id']}")
+        if job["progress"] - shown >= 0.1:
+            shown = job["progress"]
+            print(f"  {time.perf_counter() - started:6.1f}s {job['status']} {job['progress']:.0%}", flush=True)
     elapsed = time.perf_counter() - started
     probe.stop()
     if job["status"] != "succeeded":
@@ -94,20 +99,21 @@ def run(args, data, workdir: Path, cleanup: Cleanup) -> int:
     child_rss_gib = audit["peak_rss_mib"] / 1024
     web_rss_gib = _peak_rss_kib(service.pid) / 2**20
 
+    # The first search asks for the collection's HNSW index; measure searches once it is ready.
+    marker_search(api, project, data.markers(data.types[0])[:20])
+    index_wait = wait_for_index(api, project)
     search_ms, hit_rates = [], {}
     for cell_type in data.types:
         markers = data.markers(cell_type)[:20]
         for _ in range(max(1, args.searches // len(data.types))):
             t0 = time.perf_counter()
-            hits = api.post(
-                "/api/v1/genomics/vectors/search", {"project_id": project, "gene_names": markers, "top_k": 50}
-            )["hits"]
+            hits = marker_search(api, project, markers)
             search_ms.append((time.perf_counter() - t0) * 1000)
         hit_rates[cell_type] = sum(h["metadata"].get("cell_type") == cell_type for h in hits) / max(1, len(hits))
 
     size_mib = data.path.stat().st_size / 2**20
     print(f"\n{data.cells:,} cells × {data.genes:,} genes, {data.density:.0%} non-zero, {size_mib:,.0f} MiB")
-    reported = ("vector_count", "dimensions", "explained_variance_total", "layer", "cell_type_key", "normalization")
+    reported = ("vector_count", "dimensions", "explained_variance_total", "layer", "cell_type_key", "normalize")
     print("result:", json.dumps({k: job["result"].get(k) for k in reported}))
     rows = [
         ("upload (request answered 202)", f"{uploaded:.1f} s", ""),
@@ -119,13 +125,31 @@ def run(args, data, workdir: Path, cleanup: Cleanup) -> int:
             f"{probe.p99():.1f} ms",
             _vs(probe.p99(), TARGETS["live p99"], "ms"),
         ),
-        (f"search p50 ({len(search_ms)} marker searches)", f"{statistics.median(search_ms):.1f} ms", ""),
+        ("  of which while uploading", f"{probe.p99(until=uploaded):.1f} ms", ""),
+        ("  of which after the 202", f"{probe.p99(since=uploaded):.1f} ms", ""),
+        ("HNSW index ready after the build", f"{index_wait:.1f} s", ""),
+        (f"search p50 ({len(search_ms)} marker searches, top 50)", f"{statistics.median(search_ms):.1f} ms", ""),
     ]
     rows += [(f"marker hit rate, {t}", f"{rate:.0%}", "") for t, rate in hit_rates.items()]
     width = max(len(r[0]) for r in rows)
     for name, value, target in rows:
         print(f"  {name:<{width}}  {value:>12}  {target}")
     return 0
+
+
+def marker_search(api, project: str, markers: list[str]) -> list:
+    return api.post("/api/v1/genomics/vectors/search", {"project_id": project, "gene_names": markers, "top_k": 50})[
+        "hits"
+    ]
+
+
+def wait_for_index(api, project: str, timeout: float = 300.0) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if api.get(f"/api/v1/collections/genomics.{project}")["index"] == "ready":
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - started
 
 
 def _vs(value: float, target: float, unit: str) -> str:
@@ -172,23 +196,27 @@ class LiveProbe(threading.Thread):
 
     def __init__(self, port: int):
         super().__init__(daemon=True)
-        self.port, self.ms, self._stop = port, [], threading.Event()
+        self.port, self.ms, self.at, self._done = port, [], [], threading.Event()
+        self.started = time.perf_counter()
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        while not self._stop.is_set():
+        while not self._done.is_set():
             t0 = time.perf_counter()
             conn.request("GET", LIVE)
             conn.getresponse().read()
             self.ms.append((time.perf_counter() - t0) * 1000)
-            self._stop.wait(0.02)
+            self.at.append(t0 - self.started)
+            self._done.wait(0.02)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join(10)
 
-    def p99(self) -> float:
-        return statistics.quantiles(self.ms, n=100)[98] if len(self.ms) >= 2 else float("nan")
+    def p99(self, since: float = 0.0, until: float = float("inf")) -> float:
+        """p99 of the probes sent between `since` and `until` seconds after the probe started."""
+        ms = [m for m, t in zip(self.ms, self.at, strict=True) if since <= t < until]
+        return statistics.quantiles(ms, n=100)[98] if len(ms) >= 2 else float("nan")
 
 
 class Api:
