@@ -142,7 +142,11 @@ class JobRunner:
                     log.warning("job %s: its input could not be read (%s); giving it back", job.id, type(exc).__name__)
                     await self._release(job)
                     return
-                ended = await supervise(job, job_type, input_path, workdir, self.lease, self._stopping)
+                try:
+                    ended = await supervise(job, job_type, input_path, workdir, self.lease, self._stopping)
+                except OSError as exc:  # no process could be started (out of memory, process limit)
+                    log.error("job %s: its process could not be started: %s", job.id, exc)
+                    ended = Ended("failed", error="the job's process could not be started; try again later")
             if ended.outcome == "stopped":
                 await self._release(job)
             elif ended.outcome != "lost":
