@@ -35,6 +35,9 @@ class InvalidInput(ValueError):
         self.parameter = parameter  # set for a query parameter instead of a body field
         self.errors = errors
 
+    def __reduce__(self):  # picklable whole, so a build run in a child process can report it
+        return (type(self), (self.pointer, self.detail, self.status, self.parameter, self.errors))
+
     @classmethod
     def query(cls, name: str, detail: str) -> InvalidInput:
         return cls("", f"query parameter {name!r}: {detail}", parameter=name)

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from anndata._io.specs.registry import IORegistryError  # what read_elem raises for an unknown encoding
 from anndata.io import read_elem
 
 # Tried in this order when no cell_type_key is given: scanpy's, CellxGene's and Seurat's usual names.
@@ -46,6 +47,9 @@ class H5adError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+    def __reduce__(self):  # picklable with its field, for a job run in a child process
+        return (type(self), (self.field, self.message))
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,9 +95,12 @@ def read_h5ad(
             duplicate = _first_duplicate(genes)
             if duplicate is not None:
                 raise H5adError("file", f"gene names must be unique, and {duplicate!r} appears more than once")
-            matrix = _matrix(node, layer)
-    except OSError as exc:  # truncated or corrupt HDF5 that still has its signature
-        raise H5adError("file", f"cannot be read as HDF5: {exc}") from None
+            try:
+                matrix = _matrix(node, layer)
+            except KeyError:  # a sparse group without its data, indices, indptr or shape
+                raise H5adError("file", f"layer {layer!r} is an incomplete sparse matrix") from None
+    except OSError:  # truncated or corrupt HDF5 that still has its signature
+        raise H5adError("file", "cannot be read as HDF5: it is truncated or corrupt") from None
     if matrix.shape != (len(cells), len(genes)):
         raise H5adError("layer", f"layer {layer!r} is {matrix.shape[0]} × {matrix.shape[1]}, not cells × genes")
     key = _cell_type_key(obs, cell_type_key)
@@ -135,8 +142,9 @@ def _frame(f: h5py.File, where: str) -> pd.DataFrame:
         raise H5adError("file", f"is not AnnData: it has no {where}")
     try:
         frame = read_elem(f[where])
-    except (KeyError, ValueError, TypeError) as exc:  # anndata's errors for an element it cannot decode
-        raise H5adError("file", f"its {where} cannot be read as an AnnData data frame: {exc}") from None
+    except (IORegistryError, KeyError, ValueError, TypeError):  # anndata's errors for an element it cannot decode
+        # Not anndata's message: it names the file's path on this server.
+        raise H5adError("file", f"its {where} cannot be read as an AnnData data frame") from None
     if not isinstance(frame, pd.DataFrame):
         raise H5adError("file", f"its {where} is not a data frame")
     return frame
@@ -168,9 +176,14 @@ def _matrix(node, layer: str):
         data[start : start + chunk.size] = chunk
         indices[start : start + chunk.size] = node["indices"][start : start + NNZ_CHUNK]
     indptr = node["indptr"][...].astype(index_dtype)
-    if kind == "csr_matrix":
-        return sp.csr_matrix((data, indices, indptr), shape=shape)
-    return sp.csc_matrix((data, indices, indptr), shape=shape).tocsr()
+    make = sp.csr_matrix if kind == "csr_matrix" else sp.csc_matrix
+    try:
+        matrix = make((data, indices, indptr), shape=shape)
+        # Untrusted structure: an index out of range would make scipy's C++ products read out of bounds.
+        matrix.check_format(full_check=True)
+    except ValueError:
+        raise H5adError("file", f"layer {layer!r} is not a consistent {kind}") from None
+    return matrix.tocsr()
 
 
 def _dense(node: h5py.Dataset, layer: str):

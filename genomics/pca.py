@@ -23,6 +23,9 @@ class MatrixError(ValueError):
         super().__init__(message)
         self.field = field  # expression_matrix, target_dimensions or normalize
 
+    def __reduce__(self):  # keeps `field` across a process boundary (the upload job runs in a child)
+        return (type(self), (str(self), self.field))
+
 
 class MarkerError(ValueError):
     """Marker genes give no usable query direction in a project's basis."""

@@ -267,3 +267,18 @@ async def test_uploads_are_capped_by_max_upload_bytes_not_max_body_bytes(
     assert await left_in(upload_dir) == []
     json_body = await small_limits.post(BUILD, headers=institution.headers, content=b"[" + b"0," * 3000 + b"0]")
     assert json_body.status_code == 413
+
+
+def test_the_document_offers_json_or_a_multipart_upload_with_a_binary_file():
+    from api.openapi import document
+    from api.routes import genomics
+
+    doc = document(genomics.endpoints, "test")
+    content = doc["paths"][BUILD]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "multipart/form-data"}
+    form = doc["components"]["schemas"][content["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert (form["properties"]["file"]["type"], form["properties"]["file"]["format"]) == ("string", "binary")
+    assert {"project_id", "mode", "target_dimensions", "file"} <= set(form["required"])
+    assert {"layer", "cell_type_key", "metadata_keys", "normalize", "params", "seed", "n_clusters"} <= set(
+        form["properties"]
+    )

@@ -196,3 +196,44 @@ def test_duplicate_gene_names(tmp_path):
     with pytest.raises(H5adError) as caught:
         read_h5ad(path)
     assert caught.value.field == "file" and "'CD3E'" in caught.value.message
+
+
+def test_an_obs_in_an_unknown_encoding_is_blamed_on_the_file_without_its_path(tmp_path):
+    path = tmp_path / "future.h5ad"
+    with h5py.File(path, "w") as f:
+        f.attrs["encoding-type"] = "anndata"
+        obs_group = f.create_group("obs")
+        obs_group.attrs["encoding-type"] = "dataframe-from-the-future"
+        obs_group.attrs["encoding-version"] = "9.0.0"
+        f.create_group("var")
+        f["X"] = np.ones((2, 2))
+    with pytest.raises(H5adError) as caught:
+        read_h5ad(path)
+    assert caught.value.field == "file" and "obs cannot be read" in caught.value.message
+    assert str(tmp_path) not in caught.value.message
+
+
+def test_an_incomplete_sparse_layer_is_blamed_on_the_file(tmp_path):
+    path = write(tmp_path, sp.csr_matrix(counts()))
+    with h5py.File(path, "r+") as f:
+        del f["X/indices"]
+    with pytest.raises(H5adError) as caught:
+        read_h5ad(path)
+    assert caught.value.field == "file" and "incomplete" in caught.value.message
+
+
+@pytest.mark.parametrize("damage", ["index out of range", "short indptr"])
+def test_an_inconsistent_sparse_layer_is_blamed_on_the_file(tmp_path, damage):
+    path = write(tmp_path, sp.csr_matrix(counts()))
+    with h5py.File(path, "r+") as f:
+        if damage == "index out of range":
+            indices = f["X/indices"][...]
+            indices[0] = 10_000
+            f["X/indices"][...] = indices
+        else:
+            indptr = f["X/indptr"][...]
+            del f["X/indptr"]
+            f["X/indptr"] = indptr[:-3]
+    with pytest.raises(H5adError) as caught:
+        read_h5ad(path)
+    assert caught.value.field == "file" and "consistent" in caught.value.message

@@ -184,6 +184,10 @@ async def test_a_json_endpoint_given_another_media_type_is_415(client, instituti
         response = await client.post(
             path, headers={**institution.headers, "Content-Type": content_type}, content=b'{"x": 1}'
         )
+        if content_type == "multipart/form-data" and path.endswith("/vectors/build"):
+            # The build also takes .h5ad uploads: a multipart body without a boundary is malformed, not JSON.
+            assert_problem(response, 400)
+            continue
         assert_problem(response, 415)
 
 

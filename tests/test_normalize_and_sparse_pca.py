@@ -195,3 +195,9 @@ def test_prepare_build_reports_progress_and_blames_fields():
     with pytest.raises(MatrixError) as caught:
         prepare_build(-x, genes, cells_of(len(x)), mode="cell", target=3, normalize="counts")
     assert caught.value.field == "normalize"
+
+
+def test_arpack_reports_progress_as_it_goes():
+    seen: list[float] = []
+    compress_sparse(sp.csr_matrix(np.log1p(planted())), 5, FIXED, seed=0, progress=seen.append)
+    assert len(seen) >= 2 and seen == sorted(seen) and 0 < seen[0] < 0.95 and seen[-1] == 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 
 import pytest
 from starlette.applications import Starlette
@@ -215,3 +216,32 @@ def test_wrong_form_field_is_422_naming_it(fields, pointer):
         parse_upload_fields({**base, **fields})
     assert caught.value.status == 422
     assert caught.value.error_items()[0]["pointer"] == pointer
+
+
+def test_build_errors_survive_pickling_for_a_child_process():
+    from genomics.h5ad import H5adError
+    from genomics.pca import MatrixError
+
+    for error in (
+        InvalidInput("/layer", "unknown layer 'x'", status=422),
+        MatrixError("no variance", field="normalize"),
+        H5adError("cell_type_key", "obs has no column 'ct'"),
+    ):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+        assert vars(copy) == vars(error)
+
+
+@pytest.mark.parametrize(
+    ("ids", "words"),
+    [
+        (["AAAC-1", "AAAC-2", "AAAC-1"], "obs row 2/barcode: duplicate barcode"),
+        (["ok", "x" * 201], "obs row 1/barcode"),
+    ],
+)
+def test_the_files_barcodes_are_checked_as_vector_ids(ids, words):
+    from api.genomics_build import upload_cells
+
+    with pytest.raises(InvalidInput) as caught:
+        upload_cells(ids, [None] * len(ids), [{} for _ in ids])
+    assert caught.value.pointer == "/file" and words in caught.value.detail
