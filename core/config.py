@@ -194,7 +194,7 @@ ENV: tuple[EnvVar, ...] = (
         "LONG_REQUEST_TIMEOUT",
         "long_request_timeout",
         "seconds",
-        "The deadline of the genomics compress and build requests, which compute inside the request (default 300)",
+        "Deadline of genomics compress and build requests: JSON builds compute in it, uploads arrive (default 300)",
     ),
     EnvVar("HEALTH_TIMEOUT", "health_timeout", "seconds", "Bound on the health check's database probe (default 1)"),
     EnvVar(
