@@ -38,7 +38,7 @@ def echo(input_path: Path | None, params: dict, output_dir: Path, progress) -> d
     if params.get("fail"):
         raise JobFailed(params["fail"])
     if params.get("crash"):
-        raise RuntimeError("password=hunter2 in an internal detail that must not reach the caller")
+        raise RuntimeError(params.get("crash_message", "password=hunter2 in a detail that must not reach the caller"))
     if params.get("exit") is not None:
         os._exit(params["exit"])
     digest = hashlib.sha256(data).hexdigest()

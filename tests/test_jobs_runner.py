@@ -147,3 +147,17 @@ async def test_the_runner_reaps_a_job_whose_worker_vanished(jobs_pool):
     assert (row["status"], row["error"]) == ("failed", WORKER_LOST)
     [audit] = await _audit_of(jobs_pool, job_id)
     assert audit["metadata"]["outcome"] == "failed" and audit["metadata"]["worker"] is None
+
+
+async def test_a_crashing_jobs_log_line_is_redacted_and_carries_the_job_trace_id(jobs_pool, capfd):
+    from core import tokens
+
+    token = tokens.issue().plaintext
+    institution = await make_institution(jobs_pool)
+    job_id = await submit(jobs_pool, institution.id, {"crash": True, "crash_message": f"bad token {token}"})
+    async with runner(jobs_pool):
+        row = await wait_for(jobs_pool, job_id, "succeeded", "failed", "cancelled")
+    assert row["error"] == INTERNAL_ERROR
+    logged = capfd.readouterr().err  # the child's stderr is this process's
+    assert f"trace=job-{job_id}" in logged and "RuntimeError" in logged
+    assert token not in logged and "donr_REDACTED" in logged

@@ -13,6 +13,7 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from core import logs
 from workers.job_types import JobFailed
 
 ORPHAN_CHECK_SECONDS = 1.0
@@ -45,10 +46,15 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
-def main(child: str, input_path: str | None, params: dict, output_dir: str, pipe: Connection, parent_pid: int) -> None:
+def main(
+    child: str, input_path: str | None, params: dict, output_dir: str, pipe: Connection, parent_pid: int, trace_id: str
+) -> None:
     """The spawned process's entry: sends ("progress", f)*, then ("done", value, peak_rss) or
     ("failed", message, peak_rss)."""
     _die_with_parent(parent_pid)
+    # The service's log format in the child too: redacted, and tagged with the job's trace id.
+    logs.configure("WARNING")
+    logs.trace_id_var.set(trace_id)
     last_sent = [0.0]
 
     def progress(fraction: float) -> None:

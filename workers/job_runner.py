@@ -21,6 +21,7 @@ from pathlib import Path
 
 import asyncpg
 
+from core import logs
 from db import jobs
 from db.audit import insert_rows
 from db.jobs import ClaimedJob
@@ -129,6 +130,7 @@ class JobRunner:
             self.running[job.id] = asyncio.create_task(self._run(job), name=f"job-{job.id}")
 
     async def _run(self, job: ClaimedJob) -> None:
+        logs.trace_id_var.set(f"job-{job.id}")  # this task's log lines carry the job's audit trace id
         started = time.monotonic()
         workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{job.id}-{os.getpid()}-"))
         try:

@@ -54,7 +54,7 @@ async def supervise(
     process = context.Process(
         target=job_process.main,
         args=(job_type.child, None if input_path is None else str(input_path), job.params, str(output_dir), writer),
-        kwargs={"parent_pid": os.getpid()},
+        kwargs={"parent_pid": os.getpid(), "trace_id": f"job-{job.id}"},
         name=f"job-{job.id}",
         daemon=True,
     )
