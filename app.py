@@ -18,7 +18,7 @@ from api.endpoint import routes
 from api.problems import EXCEPTION_HANDLERS
 from api.ratelimit import RateLimitMiddleware
 from api.request_metrics import RequestMeter
-from api.routes import audit_trail, collections, docs, genomics, health, metrics, usage, vectors
+from api.routes import audit_trail, collections, docs, genomics, health, jobs, metrics, usage, vectors
 from api.routes.contract import openapi_endpoints
 from cli.startup import prepare
 from core.config import Settings
@@ -27,6 +27,8 @@ from core.ttl_cache import TTLCache
 from db.pool import close, create_pool
 from workers.audit_writer import AuditWriter
 from workers.index_maintainer import IndexMaintainer
+from workers.job_registry import product_job_types
+from workers.job_runner import JobRunner
 from workers.quota_batcher import QuotaBatcher
 
 SHUTDOWN_DRAIN_SECONDS = 10
@@ -45,6 +47,9 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         service_metrics.watch(pool, writer)
         maintainer = IndexMaintainer(pool, settings.acquire_timeout)
         quota = QuotaBatcher(pool, settings.acquire_timeout, metrics=service_metrics)
+        runner = JobRunner(pool, product_job_types(), **settings.runner_options()) if settings.run_job_worker else None
+        if runner is not None:
+            runner.start()
         try:
             yield {
                 "settings": settings,
@@ -54,9 +59,12 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
                 "request_meter": RequestMeter(service_metrics, app.routes),
                 "index_maintainer": maintainer,
                 "quota_batcher": quota,
+                "job_runner": runner,
                 "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES),
             }
         finally:
+            if runner is not None:
+                await runner.close()
             await maintainer.close()
             await quota.close()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -70,6 +78,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         *collections.endpoints,
         *vectors.endpoints,
         *genomics.endpoints,
+        *jobs.endpoints,
         *docs.endpoints,
         *metrics.endpoints,
     ]

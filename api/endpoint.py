@@ -26,6 +26,7 @@ class Endpoint:
     status: int = 200
     body: type[BaseModel] | None = None
     form: type[BaseModel] | None = None  # a multipart/form-data alternative to the JSON body (an upload)
+    accepted: type[BaseModel] | None = None  # a 202 answer with Location: the form's request became a job
     query: type[BaseModel] | None = None
     public: bool = False  # no API token needed
     credential: str | None = None  # the security scheme it checks itself instead (e.g. metricsToken)

@@ -34,7 +34,7 @@ ERROR_TEXT = {
     401: "No valid token: missing, malformed, unknown or revoked (the same answer for each)",
     403: "The institution's access is disabled",
     404: "Not found (another institution's resources are not found either)",
-    409: "The name is already taken",
+    409: "A conflict: the name is taken, a build of the project is queued or running, or the job has ended",
     413: "The body is larger than MAX_BODY_BYTES (an upload: MAX_UPLOAD_BYTES)",
     415: "The body is not JSON (another Content-Type, or a Content-Encoding)",
     422: "A field or parameter breaks the contract; `errors` names each one",
@@ -118,6 +118,12 @@ def _operation(e: Endpoint, schemas: dict) -> dict[str, Any]:
             for media in (e.media_type, *e.alternative_media)
         }
     responses = {str(e.status): success}
+    if e.accepted is not None:
+        responses["202"] = {
+            "description": "Accepted: the work runs as a background job; follow Location (GET /api/v1/jobs/{id})",
+            "headers": _header_refs(("X-Trace-ID", "Location", *RATE_HEADERS)),
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=e.accepted.__name__)}}},
+        }
     for status in _error_statuses(e):
         if status in e.errors_in_body:
             responses[str(status)] = {
@@ -149,7 +155,7 @@ def _error_response(status: int) -> dict:
 def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
     models = {ProblemDetails}
     for e in endpoints:
-        models |= {m for m in (e.body, e.form, e.query, e.response) if m is not None}
+        models |= {m for m in (e.body, e.form, e.query, e.response, e.accepted) if m is not None}
     pairs = [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)]
     _, defs = models_json_schema(pairs, ref_template=REF)
     schemas = defs.get("$defs", {})

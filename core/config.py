@@ -39,6 +39,10 @@ class Settings:
     rate_window_retention_days: int = 2
     sentry_dsn: str | None = None
     metrics_token: str | None = None
+    job_concurrency: int = 1
+    job_lease_seconds: float = 60.0
+    job_max_attempts: int = 2
+    run_job_worker: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -58,6 +62,14 @@ class Settings:
             raise ConfigError(f"DB_POOL_MIN ({self.pool_min}) is larger than DB_POOL_MAX ({self.pool_max})")
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {self.log_level!r}")
+
+    def runner_options(self) -> dict:
+        """The keyword arguments of workers.job_runner.JobRunner, besides the pool and the job types."""
+        return {
+            "concurrency": self.job_concurrency,
+            "lease_seconds": self.job_lease_seconds,
+            "acquire_timeout": self.acquire_timeout,
+        }
 
     def pool_options(self) -> dict:
         """The keyword arguments of db.pool.create_pool."""
@@ -115,6 +127,15 @@ def _secret(raw: str) -> str:
     return raw
 
 
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _database_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("postgres", "postgresql"):
@@ -135,6 +156,7 @@ _PARSERS = {
     "seconds": _positive_float,
     "path": Path,
     "secret": _secret,
+    "bool": _boolean,
 }
 
 
@@ -181,7 +203,7 @@ ENV: tuple[EnvVar, ...] = (
         "LONG_REQUEST_TIMEOUT",
         "long_request_timeout",
         "seconds",
-        "The deadline of the genomics compress and build requests, which compute inside the request (default 300)",
+        "Deadline of genomics compress and build requests: JSON builds compute in it, uploads arrive (default 300)",
     ),
     EnvVar("HEALTH_TIMEOUT", "health_timeout", "seconds", "Bound on the health check's database probe (default 1)"),
     EnvVar(
@@ -230,6 +252,25 @@ ENV: tuple[EnvVar, ...] = (
         "metrics_token",
         "secret",
         "Bearer credential of GET /metrics (32+ characters); unset = /metrics answers 404 (default)",
+    ),
+    EnvVar("JOB_CONCURRENCY", "job_concurrency", "int", "Most background jobs one process runs at once (default 1)"),
+    EnvVar(
+        "JOB_LEASE_SECONDS",
+        "job_lease_seconds",
+        "seconds",
+        "A running job's lease, renewed every third of it; a job whose worker died is retried after it (default 60)",
+    ),
+    EnvVar(
+        "JOB_MAX_ATTEMPTS",
+        "job_max_attempts",
+        "int",
+        "Attempts a job gets when its worker dies before it is failed with 'worker lost' (default 2)",
+    ),
+    EnvVar(
+        "RUN_JOB_WORKER",
+        "run_job_worker",
+        "bool",
+        "The web process also runs background jobs; false when a separate `python app.py worker` does (default true)",
     ),
 )
 

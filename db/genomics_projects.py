@@ -15,6 +15,7 @@ LOCK_GENOMICS_PROJECT = sql.statement("lock_genomics_project")
 GET_GENOMICS_PROJECT = sql.statement("get_genomics_project")
 GET_GENOMICS_BASIS = sql.statement("get_genomics_basis")
 INSERT_GENOMICS_PROJECT = sql.statement("insert_genomics_project")
+UPSERT_SLICE = 10_000  # vectors per upsert statement of a build
 PROJECT_METRIC = "cosine"  # marker queries give a direction from the mean cell, not a position
 
 
@@ -62,9 +63,13 @@ async def replace(conn: asyncpg.Connection, institution_id: int, build: Build) -
         previous_collection_id = await collections.delete(conn, institution_id, name)
         collection = await collections.create(conn, institution_id, name, build.dimensions, PROJECT_METRIC)
         count = 0
-        if build.ids:
+        # In slices, so each statement stays well inside DB_COMMAND_TIMEOUT however many cells an upload has.
+        for start in range(0, len(build.ids), UPSERT_SLICE):
+            end = start + UPSERT_SLICE
             count = (
-                await vectors.upsert_locked(conn, collection.id, build.ids, build.vectors, build.metadata_json)
+                await vectors.upsert_locked(
+                    conn, collection.id, build.ids[start:end], build.vectors[start:end], build.metadata_json[start:end]
+                )
             ).vector_count
         await sql.fetchrow(
             conn,

@@ -12,15 +12,16 @@ error whose detail shows Python internals (class names, tracebacks).
 Random path parameters and project ids name nothing, so almost every such case would stop at a 404
 before any body validation or database write. So the fuzzing runs twice: once with everything
 random (`test_every_operation_honours_the_document`), and once on resources made through the API
-beforehand (`fuzz_resources`: a collection per metric with a few vectors, a genomics project),
-with path parameters and `project_id` pinned to them
-(`test_operations_on_existing_resources_honour_the_document`, once per metric and once for
-genomics; API_FUZZ_PINNED_EXAMPLES cases per operation, default API_FUZZ_EXAMPLES).
+beforehand (`fuzz_resources`: a collection per metric with a few vectors, a genomics project, a
+finished upload-build job), with path parameters and `project_id` pinned to them
+(`test_operations_on_existing_resources_honour_the_document`, once per metric, once for genomics
+and once for jobs; API_FUZZ_PINNED_EXAMPLES cases per operation, default API_FUZZ_EXAMPLES).
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import requests
@@ -110,10 +111,11 @@ def _config(api_token: str, examples: int, **extra) -> schemathesis.Config:
 
 
 @pytest.fixture(scope="module")
-def fuzz_resources(live_service, api_token) -> None:
-    """Per metric: a collection with SEED_VECTORS, its scratch copy and a doomed one; and two genomics
-    projects built from the README's six cells. Made before either run, so the random run's
-    GET /collections also lists real collections."""
+def fuzz_resources(live_service, api_token, tmp_path_factory) -> dict[str, str]:
+    """Per metric: a collection with SEED_VECTORS, its scratch copy and a doomed one; two genomics
+    projects built from the README's six cells; and a job (an upload build of the same cells,
+    waited for). Made before either run, so the random run's GET /collections and GET /jobs also
+    list real ones. Returns {"job": the job's id}."""
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {api_token}"
     api = f"{live_service}/api/v1"
@@ -128,6 +130,31 @@ def fuzz_resources(live_service, api_token) -> None:
             post(f"/collections/{collection}/vectors", {"items": SEED_VECTORS}, 200)
     for project in (PROJECT, REBUILT_PROJECT):
         post("/genomics/vectors/build", {**BUILD, "project_id": project}, 200)
+    return {"job": _upload_build_job(http, api, tmp_path_factory.mktemp("fuzz-upload") / "cells.h5ad")}
+
+
+def _upload_build_job(http: requests.Session, api: str, path) -> str:
+    """An upload build of BUILD's cells as a job, once it has succeeded; returns its id."""
+    import anndata
+    import numpy as np
+    import pandas as pd
+
+    obs = pd.DataFrame({"cell_type": [c["cell_type"] for c in BUILD["cell_metadata"]]})
+    obs.index = [c["barcode"] for c in BUILD["cell_metadata"]]
+    matrix = np.asarray(BUILD["expression_matrix"], dtype=np.float32)
+    anndata.AnnData(matrix, obs=obs, var=pd.DataFrame(index=GENES)).write_h5ad(path)
+    form = {"project_id": "fuzz-upload", "mode": "cell", "target_dimensions": "2"}
+    with open(path, "rb") as file:
+        response = http.post(f"{api}/genomics/vectors/build", data=form, files={"file": file}, timeout=30)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    for _ in range(600):  # 60 s: the bound only catches a hang
+        job = http.get(f"{api}/jobs/{job_id}", timeout=10).json()
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "succeeded", job
+    return job_id
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +175,7 @@ DICTIONARIES = {
 }
 
 
-def _pinned_operations(target: str) -> dict[str, dict]:
+def _pinned_operations(target: str, resources: dict[str, str]) -> dict[str, dict]:
     """Operation label -> the `parameters` it runs with in the pinned run for `target` (a metric or "genomics").
 
     Fixed values ("path.name": ...) are sent as given and never negated; a `{"dictionary": ...}` entry
@@ -158,6 +185,12 @@ def _pinned_operations(target: str) -> dict[str, dict]:
     `scratch(name)`; nothing else uses either. Likewise POST /genomics/vectors/build replaces a
     project, so it is pinned to REBUILT_PROJECT, never to PROJECT.
     """
+    if target == "jobs":
+        # The job has ended, so its DELETE is a 409 every time: the pinned run checks that answer's shape.
+        return {
+            "GET /api/v1/jobs/{id}": {"path.id": resources["job"]},
+            "DELETE /api/v1/jobs/{id}": {"path.id": resources["job"]},
+        }
     if target == "genomics":
         project = {"body.project_id": PROJECT, "body.gene_names[*]": {"dictionary": "genes", "probability": 0.7}}
         return {
@@ -191,14 +224,14 @@ def _pinned_operations(target: str) -> dict[str, dict]:
     }
 
 
-PINNED_TARGETS = [*COLLECTIONS, "genomics"]
+PINNED_TARGETS = [*COLLECTIONS, "genomics", "jobs"]
 
 
 @pytest.fixture(scope="module", params=PINNED_TARGETS)
 def pinned_schema(request, live_service, api_token, fuzz_resources):
     """Only the operations `_pinned_operations` names, each with its parameters; the rest are turned off
     (the random run covers them)."""
-    operations = _pinned_operations(request.param)
+    operations = _pinned_operations(request.param, fuzz_resources)
     config = _config(
         api_token,
         PINNED_EXAMPLES,

@@ -1,9 +1,12 @@
-"""Multipart .h5ad builds through the real app and database: same vectors as the JSON path, limits, errors."""
+"""Multipart .h5ad builds through the real app and database: each is a background job (202, then
+GET /api/v1/jobs/{id}) run by the app's own runner; same vectors as the JSON path, limits, errors."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import tempfile
+import time
 
 import anndata as ad
 import httpx
@@ -49,6 +52,36 @@ def upload(client, who, content: bytes, trace_id: str | None = None, **fields):
     return client.post(BUILD, headers=headers, data=data, files={"file": ("cells.h5ad", content, "application/x-hdf5")})
 
 
+async def finished(client, who, response, timeout: float = 120.0) -> dict:
+    """The job an upload answered 202 with, once it has ended (the bound only catches a hang)."""
+    assert response.status_code == 202, response.text
+    location = response.headers["location"]
+    assert location == f"/api/v1/jobs/{response.json()['id']}" and response.json()["type"] == "build"
+    deadline = time.monotonic() + timeout
+    while True:
+        job = (await client.get(location, headers=who.headers)).json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']} after {timeout:g}s"
+        await asyncio.sleep(0.1)
+
+
+async def built(client, who, response) -> dict:
+    """The build's answer: the result of the upload's job, which must have succeeded."""
+    job = await finished(client, who, response)
+    assert job["status"] == "succeeded", job["error"]
+    return job["result"]
+
+
+async def left_in(directory, wait: float = 10.0) -> list:
+    """What is still in `directory` once the runner has tidied up: it deletes a job's directory just
+    after committing the job's end, so a client can see the end a moment before the directory goes."""
+    deadline = time.monotonic() + wait
+    while (left := list(directory.iterdir())) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return left
+
+
 async def stored(pool, institution_id: int, pid: str) -> dict[str, tuple[np.ndarray, dict]]:
     rows = await pool.fetch(
         "SELECT v.id, v.embedding, v.metadata FROM vectors v JOIN collections c ON c.id = v.collection_id "
@@ -87,8 +120,7 @@ async def test_upload_and_json_builds_store_the_same_vectors(
         target_dimensions=5,
         normalize=normalize,
     )
-    assert by_upload.status_code == 200, by_upload.text
-    answer = by_upload.json()
+    answer = await built(client, institution, by_upload)
     assert answer["normalize"] == by_json.json()["normalize"] == normalize
     assert (answer["layer"], answer["cell_type_key"], answer["vector_count"]) == ("X", "cell_type", 90)
     a, b = await stored(pool, institution.id, json_pid), await stored(pool, institution.id, upload_pid)
@@ -96,7 +128,7 @@ async def test_upload_and_json_builds_store_the_same_vectors(
     for barcode, (vector, metadata) in a.items():
         np.testing.assert_allclose(b[barcode][0], vector, atol=1e-4)
         assert b[barcode][1]["cell_type"] == metadata["cell_type"] and b[barcode][1]["sample"] == metadata["sample"]
-    assert list(upload_dir.iterdir()) == []
+    assert await left_in(upload_dir) == []
 
 
 async def test_upload_auto_normalises_counts_and_marker_search_finds_the_type(
@@ -113,8 +145,8 @@ async def test_upload_auto_normalises_counts_and_marker_search_finds_the_type(
         target_dimensions=4,
         metadata_keys="sample",
     )
-    assert response.status_code == 200, response.text
-    assert response.json()["normalize"] == "counts" and response.json()["stats"]["normalize_requested"] == "auto"
+    answer = await built(client, institution, response)
+    assert answer["normalize"] == "counts" and answer["stats"]["normalize_requested"] == "auto"
     search = await client.post(
         "/api/v1/genomics/vectors/search",
         headers=institution.headers,
@@ -138,19 +170,17 @@ async def test_scaled_upload_is_only_centred(client, institution, tmp_path, uplo
         target_dimensions=3,
         n_clusters=3,
     )
-    assert response.status_code == 200, response.text
-    assert response.json()["normalize"] == "none" and response.json()["clusters"] == 3
+    answer = await built(client, institution, response)
+    assert answer["normalize"] == "none" and answer["clusters"] == 3
 
 
 @pytest.mark.parametrize(
     ("fields", "content", "pointer"),
     [
-        ({"layer": "spliced"}, None, "/layer"),
-        ({"cell_type_key": "celltype"}, None, "/cell_type_key"),
-        ({"metadata_keys": '["batch"]'}, None, "/metadata_keys"),
         ({}, b"not an hdf5 file at all", "/file"),
+        ({}, b"\x89HDF\r\n\x1a\n" + b"\0" * 600, "/file"),  # an HDF5 signature, then nothing usable
         ({"target_dimensions": "five"}, None, "/target_dimensions"),
-        ({"normalize": "counts"}, "negative", "/normalize"),
+        ({"mode": "cells"}, None, "/mode"),
     ],
 )
 async def test_bad_uploads_are_422_naming_the_field_and_leave_nothing(
@@ -158,8 +188,6 @@ async def test_bad_uploads_are_422_naming_the_field_and_leave_nothing(
 ):
     genes, rows, cells = dataset()
     x = np.asarray(rows, dtype=np.float32)
-    if content == "negative":
-        content = h5ad_of(tmp_path, -x, genes, cells)
     pid = new_project()
     form = {"project_id": pid, "mode": "cell", "target_dimensions": 3, **fields}
     response = await upload(client, institution, content or h5ad_of(tmp_path, x, genes, cells), **form)
@@ -167,7 +195,40 @@ async def test_bad_uploads_are_422_naming_the_field_and_leave_nothing(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["errors"][0]["pointer"] == pointer
     assert await stored(pool, institution.id, pid) == {}
-    assert list(upload_dir.iterdir()) == []
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE project_id = $1", pid) == 0
+    assert await left_in(upload_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "content", "field"),
+    [
+        ({"layer": "spliced"}, None, "layer"),
+        ({"cell_type_key": "celltype"}, None, "cell_type_key"),
+        ({"metadata_keys": '["batch"]'}, None, "metadata_keys"),
+        ({"normalize": "counts"}, "negative", "normalize"),
+        ({}, "nan", "file"),
+    ],
+)
+async def test_what_only_reading_the_file_finds_fails_the_job_naming_the_field(
+    client, pool, institution, tmp_path, upload_dir, fields, content, field
+):
+    genes, rows, cells = dataset()
+    x = np.asarray(rows, dtype=np.float32)
+    if content == "negative":
+        x = -x
+    elif content == "nan":
+        x[3, 2] = np.nan
+    pid = new_project()
+    form = {"project_id": pid, "mode": "cell", "target_dimensions": 3, **fields}
+    job = await finished(
+        client, institution, await upload(client, institution, h5ad_of(tmp_path, x, genes, cells), **form)
+    )
+    assert job["status"] == "failed" and job["result"] is None
+    assert job["error"].startswith(f"{field}: "), job["error"]
+    assert "Traceback" not in job["error"]
+    assert await stored(pool, institution.id, pid) == {}
+    assert await pool.fetchval("SELECT count(*) FROM job_inputs WHERE job_id = $1::uuid", job["id"]) == 0
+    assert await left_in(upload_dir) == []
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -190,7 +251,7 @@ async def test_uploads_are_capped_by_max_upload_bytes_not_max_body_bytes(
     assert 4096 < len(content) < 200_000
     pid = new_project()
     ok = await upload(small_limits, institution, content, project_id=pid, mode="cell", target_dimensions=3)
-    assert ok.status_code == 200, ok.text
+    await built(small_limits, institution, ok)
     big = await upload(
         small_limits,
         institution,
@@ -203,7 +264,7 @@ async def test_uploads_are_capped_by_max_upload_bytes_not_max_body_bytes(
     assert big.status_code == 413 and "200000" in big.json()["detail"]
     rows_ = await audit_rows(pool, trace_id, wait=2.0)
     assert [r["metadata"]["status_code"] for r in rows_] == [413]
-    assert list(upload_dir.iterdir()) == []
+    assert await left_in(upload_dir) == []
     json_body = await small_limits.post(BUILD, headers=institution.headers, content=b"[" + b"0," * 3000 + b"0]")
     assert json_body.status_code == 413
 

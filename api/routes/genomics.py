@@ -19,9 +19,10 @@ from starlette.responses import Response
 
 from api.audited_write import audited_write
 from api.body import check_json_request, parse_json
+from api.build_jobs import receive_and_submit
 from api.caller import caller_of
 from api.endpoint import Endpoint, answer, json_body
-from api.genomics_build import json_build, upload_build
+from api.genomics_build import json_build
 from api.problems import InvalidInput, Problem
 from api.routes.collections import borrow, index_maintainer
 from api.routes.vectors import run_search
@@ -37,12 +38,12 @@ from api.schemas.genomics import (
     project_query_vector,
 )
 from api.schemas.genomics_results import BuildResult, CompressResult, EncodeResult, Project, ProjectSearchResult
-from api.schemas.genomics_upload import BuildUploadFields, BuildUploadForm, parse_upload_fields
-from api.upload import Upload, is_multipart, receive_upload
+from api.schemas.genomics_upload import BuildUploadForm
+from api.schemas.jobs import JobInfo
+from api.upload import is_multipart
 from core.vector_bounds import first_incomparable
 from db import collections as db_collections
 from db import genomics_projects
-from db.genomics_projects import Build
 from genomics.pca import Basis, MarkerError, MatrixError, compress, encode_markers
 
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
@@ -86,34 +87,13 @@ async def compress_matrix(request: Request) -> Response:
     return Response(await asyncio.to_thread(_compress, body), media_type="application/json")
 
 
-async def receive_build_upload(request: Request) -> tuple[Upload, BuildUploadFields]:
-    """A multipart build's file (streamed to a temporary file) and its checked options; the caller
-    owns the file (Upload.discard()); on any error here it is already gone."""
-    upload = await receive_upload(request, request.state.settings.max_upload_bytes)
-    try:
-        return upload, parse_upload_fields(upload.fields)
-    except BaseException:
-        upload.discard()
-        raise
-
-
-async def _prepare_upload(request: Request) -> tuple[Build, dict[str, Any]]:
-    # Interim: the upload is built inside the request; the jobs branch turns this into a 202 and a job.
-    upload, options = await receive_build_upload(request)
-    try:
-        return await asyncio.to_thread(upload_build, upload.path, options)
-    finally:
-        upload.discard()
-
-
 async def build_vectors(request: Request) -> Response:
     caller = caller_of(request)
     if is_multipart(request.headers):
-        build, summary = await _prepare_upload(request)
-    else:
-        check_json_request(request.headers)
-        body = await request.body()
-        build, summary = await asyncio.to_thread(json_build, body)
+        return await receive_and_submit(request)
+    check_json_request(request.headers)
+    body = await request.body()
+    build, summary = await asyncio.to_thread(json_build, body)
     started = time.perf_counter()
     async with borrow(request) as conn, audited_write(request, conn) as audit:
         replaced = await genomics_projects.replace(conn, caller.institution_id, build)
@@ -228,6 +208,7 @@ endpoints = [
         BuildResult,
         body=BuildRequest,
         form=BuildUploadForm,
+        accepted=JobInfo,
         errors=(400, 413),
     ),
     Endpoint(

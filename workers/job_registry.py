@@ -1,0 +1,10 @@
+"""The job types the service runs, by name: each feature that adds a job type registers it here."""
+
+from __future__ import annotations
+
+from workers import build_job
+from workers.job_types import JobType
+
+
+def product_job_types() -> dict[str, JobType]:
+    return {build_job.NAME: JobType(build_job.NAME, "workers.build_job:run", build_job.finish)}
