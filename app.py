@@ -17,7 +17,7 @@ from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
 from api.endpoint import routes
 from api.problems import EXCEPTION_HANDLERS
 from api.ratelimit import RateLimitMiddleware
-from api.routes import audit_trail, collections, docs, genomics, health, usage, vectors
+from api.routes import audit_trail, collections, docs, genomics, health, qac, usage, vectors
 from api.routes.contract import openapi_endpoints
 from cli.startup import prepare
 from core.config import Settings
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         *collections.endpoints,
         *vectors.endpoints,
         *genomics.endpoints,
+        *qac.endpoints,
         *docs.endpoints,
     ]
     # Order matters: authenticate first, then count the request against the caller's quota.

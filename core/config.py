@@ -37,6 +37,7 @@ class Settings:
     audit_retention_days: int = 90
     rate_window_retention_days: int = 2
     sentry_dsn: str | None = None
+    qac_max_sync_cells: int = 5000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -171,7 +172,7 @@ ENV: tuple[EnvVar, ...] = (
         "LONG_REQUEST_TIMEOUT",
         "long_request_timeout",
         "seconds",
-        "The deadline of the genomics compress and build requests, which compute inside the request (default 300)",
+        "Deadline of the requests that compute inside: genomics compress and build, QAC fit and apply (default 300)",
     ),
     EnvVar("HEALTH_TIMEOUT", "health_timeout", "seconds", "Bound on the health check's database probe (default 1)"),
     EnvVar(
@@ -208,6 +209,12 @@ ENV: tuple[EnvVar, ...] = (
         "sentry_dsn",
         "str",
         "Report unhandled errors to Sentry (scrubbed, tagged with the trace id); unset = no reporting (default)",
+    ),
+    EnvVar(
+        "QAC_MAX_SYNC_CELLS",
+        "qac_max_sync_cells",
+        "int",
+        "Most cells a QAC fit or apply computes in the request (sync: true); more must be a job (default 5000)",
     ),
 )
 

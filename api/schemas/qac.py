@@ -1,0 +1,180 @@
+"""QAC requests and answers, in the original service's shapes: fit, apply, the model and the job."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field, SkipValidation
+
+from api.body import validated
+from api.problems import InvalidInput
+from api.schemas.arrays import float64_rows, number_problem
+from api.schemas.common import Answer, Body, Seed, Whole
+
+MAX_CELLS = 50_000
+MAX_DIMENSIONS = 2000
+MAX_VALUES = 5_000_000  # cells × dimensions: 50,000 × 100
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+FALLBACK_REASON = "real_qac is not available in this service"
+Embedding = Annotated[
+    SkipValidation[list[list[float]]],  # checked by the NumPy fast path (api/schemas/arrays.py)
+    Field(description=f"Cells × dimensions, finite numbers; at most {MAX_CELLS} cells and {MAX_VALUES} values"),
+]
+ModelId = Annotated[str, Field(pattern=UUID_PATTERN, description="A model's id (a UUID)")]
+Engine = Literal["real_qac", "laplace"]
+
+
+class QacParams(Body):
+    k_nn: Whole = Field(15, ge=1, le=128, description="Neighbours per cell in the graph; fewer than the cells")
+    weight: Literal["binary", "gaussian"] = Field("binary", description="Edge weights: 1, or exp(−dist²/2σ²)")
+    sigma: float | None = Field(None, gt=0, description="σ of gaussian weights; default the median k-th distance")
+    reinforce_rate: float = Field(0.05, ge=0, le=1, description="Kept for compatibility; the laplace engine ignores it")
+    layers: Whole = Field(50, ge=1, le=100_000, description="Kept for compatibility; the laplace engine ignores it")
+    beta: float = Field(0.7, ge=0, le=10, description="β: the weight of the graph smoothness term")
+    lambda_entropy: float = Field(0.05, ge=0, le=10, description="λ: the weight of the shrinkage term λ‖Z‖²")
+    engine: Engine = Field("laplace", description="real_qac is accepted and answered by laplace")
+
+
+Sync = Annotated[bool, Field(description="true: compute in the request (few cells); false: run as a job")]
+
+
+class FitRequest(Body):
+    embedding: Embedding
+    params: QacParams | None = Field(None, description="Defaults as listed for each field")
+    seed: Seed | None = Field(None, description="Accepted for compatibility; the laplace engine is deterministic")
+    sync: Sync = False
+
+
+class ApplyRequest(Body):
+    model_id: ModelId
+    embedding: Embedding
+    seed: Seed | None = Field(None, description="Accepted for compatibility; the laplace engine is deterministic")
+    sync: Sync = False
+
+
+class FitMeta(Answer):
+    n_cells: int = Field(description="Cells in the fitted embedding")
+    dims: int = Field(description="Its dimensions")
+    k_nn: int
+    weight: Literal["binary", "gaussian"]
+    sigma: float | None = Field(description="σ the gaussian weights used; null for binary")
+    edges: int = Field(description="Stored entries of the symmetrised weight matrix")
+    engine: Engine = Field(description="The engine asked for")
+    engine_used: Literal["laplace"]
+    fallback_reason: str | None = Field(None, description="Why engine_used differs from engine")
+    runtime_ms: float
+
+
+class FitResult(Answer):
+    status: Literal["succeeded"]
+    model_id: str
+    meta: FitMeta
+
+
+class QacMetrics(Answer):
+    psi_fidelity: float = Field(description="1 − ‖Z* − Z₀‖ / ‖Z₀‖: how close the smoothed embedding stays")
+    coherence_gain: float = Field(description="(E₀ − E₁) / E₀, E = tr(ZᵀLZ): the share of graph energy removed")
+
+
+class ApplyResult(Answer):
+    status: Literal["succeeded"]
+    model_id: str
+    embedding_qac: list[list[float]] = Field(description="Z*, the smoothed embedding, one row per cell")
+    metrics: QacMetrics
+    n_cells: int
+    engine_used: Literal["laplace"]
+    fallback_reason: str | None = Field(None, description="Why engine_used differs from the model's engine")
+
+
+class QacModel(Answer):
+    model_id: str
+    n_cells: int
+    k_nn: int
+    weight: Literal["binary", "gaussian"]
+    reinforce_rate: float
+    layers: int
+    beta: float
+    lambda_entropy: float
+    created_at: datetime
+    version: str = Field(description="The stored model format's version")
+    engine: Engine
+
+
+class QacJob(Answer):
+    id: str = Field(description="The job's id; poll GET /api/v1/quantum/qac/jobs/{id}")
+    type: Literal["fit", "apply"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: float = Field(description="0 to 1")
+    model_id: str | None = Field(description="The model fitted (chosen at submission) or applied")
+    result: FitResult | ApplyResult | None = Field(description="What sync: true would have answered, once succeeded")
+    error: str | None = Field(description="Why the job failed")
+    created_at: datetime
+    updated_at: datetime
+
+
+def model_uuid(text: str) -> uuid.UUID | None:
+    """A model id as a UUID, or None when it cannot name any model."""
+    return uuid.UUID(text) if _UUID.fullmatch(text) else None
+
+
+def embedding_array(rows: Any, pointer: str = "/embedding") -> np.ndarray:
+    """A cells × dimensions float64 array of finite numbers, or a 422 naming the first bad element."""
+    if type(rows) is not list or not rows:
+        raise InvalidInput(pointer, "must be a non-empty list of rows (one per cell)")
+    if len(rows) > MAX_CELLS:
+        raise InvalidInput(pointer, f"has {len(rows)} cells; at most {MAX_CELLS} are allowed")
+    for r, row in enumerate(rows):
+        if type(row) is not list or not row:
+            raise InvalidInput(f"{pointer}/{r}", "must be a non-empty list of numbers (one per dimension)")
+        if len(row) != len(rows[0]):
+            raise InvalidInput(
+                f"{pointer}/{r}", f"ragged embedding: row 0 has {len(rows[0])} values but row {r} has {len(row)}"
+            )
+    dims = len(rows[0])
+    if dims > MAX_DIMENSIONS or len(rows) * dims > MAX_VALUES:
+        raise InvalidInput(
+            pointer,
+            f"has {len(rows)} × {dims} values; at most {MAX_DIMENSIONS} dimensions and {MAX_VALUES} values are allowed",
+        )
+    values = float64_rows(rows, lambda r, c: f"{pointer}/{r}/{c}", number_problem)
+    bad = ~(np.abs(values) <= np.finfo(np.float32).max)  # NaN compares false
+    if bad.any():
+        r, c = (int(x) for x in np.argwhere(bad)[0])
+        raise InvalidInput(f"{pointer}/{r}/{c}", number_problem(rows[r][c]) or "is out of range")
+    return values
+
+
+@dataclass(frozen=True, eq=False)
+class Fit:
+    embedding: np.ndarray
+    params: QacParams
+    seed: int | None
+    sync: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Apply:
+    model_id: uuid.UUID
+    embedding: np.ndarray
+    seed: int | None
+    sync: bool
+
+
+def parse_fit(body: Any) -> Fit:
+    request = validated(FitRequest, body)
+    z = embedding_array(request.embedding)
+    params = request.params or QacParams()
+    if params.k_nn >= z.shape[0]:
+        raise InvalidInput("/params/k_nn", f"k_nn ({params.k_nn}) must be less than the number of cells ({z.shape[0]})")
+    return Fit(z, params, request.seed, request.sync)
+
+
+def parse_apply(body: Any) -> Apply:
+    request = validated(ApplyRequest, body)
+    return Apply(uuid.UUID(request.model_id), embedding_array(request.embedding), request.seed, request.sync)
