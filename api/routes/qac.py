@@ -17,7 +17,6 @@ from api.body import check_json_request, parse_json
 from api.caller import caller_of
 from api.endpoint import Endpoint, answer
 from api.problems import InvalidInput, Problem
-from api.qac_work import apply_model, fit_model
 from api.routes.collections import borrow
 from api.schemas.qac import (
     ApplyRequest,
@@ -30,6 +29,8 @@ from api.schemas.qac import (
     parse_fit,
 )
 from db import qac_models
+from genomics import qac
+from genomics.qac_runs import apply_model, fit_model
 
 
 def no_model(model_id: str) -> Problem:
@@ -56,7 +57,7 @@ async def fit(request: Request) -> Response:
     caller = caller_of(request)
     parsed = await asyncio.to_thread(lambda body: parse_fit(parse_json(body)), await _body(request))
     _check_sync_size(request, parsed.embedding.shape[0])
-    model, result = await asyncio.to_thread(fit_model, uuid.uuid4(), parsed.embedding, parsed.params)
+    model, result = await asyncio.to_thread(_fit, uuid.uuid4(), parsed.embedding, parsed.params)
     async with borrow(request) as conn, audited_write(request, conn) as audit:
         await qac_models.insert(conn, caller.institution_id, model)
         response = answer(FitResult, result)
@@ -64,8 +65,18 @@ async def fit(request: Request) -> Response:
     return response
 
 
+def _fit(model_id, embedding, params):
+    try:
+        return fit_model(model_id, embedding, params)
+    except qac.EmbeddingError as exc:
+        raise InvalidInput("/embedding", str(exc)) from None
+
+
 def _answer_apply(model, embedding) -> Response:
-    return answer(ApplyResult, apply_model(model, embedding))
+    try:
+        return answer(ApplyResult, apply_model(model, embedding))
+    except qac.RowCountMismatch as exc:
+        raise InvalidInput("/embedding", str(exc)) from None
 
 
 async def apply(request: Request) -> Response:

@@ -15,13 +15,13 @@ from api.body import validated
 from api.problems import InvalidInput
 from api.schemas.arrays import float64_rows, number_problem
 from api.schemas.common import Answer, Body, Seed, Whole
+from genomics.qac_runs import FitParams
 
 MAX_CELLS = 50_000
 MAX_DIMENSIONS = 2000
 MAX_VALUES = 5_000_000  # cells × dimensions: 50,000 × 100
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _UUID = re.compile(UUID_PATTERN)
-FALLBACK_REASON = "real_qac is not available in this service"
 Embedding = Annotated[
     SkipValidation[list[list[float]]],  # checked by the NumPy fast path (api/schemas/arrays.py)
     Field(description=f"Cells × dimensions, finite numbers; at most {MAX_CELLS} cells and {MAX_VALUES} values"),
@@ -39,6 +39,9 @@ class QacParams(Body):
     beta: float = Field(0.7, ge=0, le=10, description="β: the weight of the graph smoothness term")
     lambda_entropy: float = Field(0.05, ge=0, le=10, description="λ: the weight of the shrinkage term λ‖Z‖²")
     engine: Engine = Field("laplace", description="real_qac is accepted and answered by laplace")
+
+    def as_params(self) -> FitParams:
+        return FitParams(**self.model_dump())
 
 
 Sync = Annotated[bool, Field(description="true: compute in the request (few cells); false: run as a job")]
@@ -153,7 +156,7 @@ def embedding_array(rows: Any, pointer: str = "/embedding") -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class Fit:
     embedding: np.ndarray
-    params: QacParams
+    params: FitParams
     seed: int | None
     sync: bool
 
@@ -172,7 +175,7 @@ def parse_fit(body: Any) -> Fit:
     params = request.params or QacParams()
     if params.k_nn >= z.shape[0]:
         raise InvalidInput("/params/k_nn", f"k_nn ({params.k_nn}) must be less than the number of cells ({z.shape[0]})")
-    return Fit(z, params, request.seed, request.sync)
+    return Fit(z, params.as_params(), request.seed, request.sync)
 
 
 def parse_apply(body: Any) -> Apply:

@@ -1,18 +1,36 @@
 """QAC fit and apply from parsed input to the model to store and the answer's content: pure (no IO),
-shared by the sync requests and the jobs, so both answer exactly the same."""
+shared by the sync requests and the jobs' child processes, so both answer exactly the same."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from api.problems import InvalidInput
-from api.schemas.qac import FALLBACK_REASON, QacParams
 from db.qac_models import Model
 from genomics import qac
+
+FALLBACK_REASON = "real_qac is not available in this service"
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """A fit's parameters as the API takes them (api/schemas/qac.py QacParams gives their bounds)."""
+
+    k_nn: int = 15
+    weight: str = "binary"
+    sigma: float | None = None
+    reinforce_rate: float = 0.05  # fed only the original's unavailable engine; stored and shown
+    layers: int = 50  # likewise
+    beta: float = 0.7
+    lambda_entropy: float = 0.05
+    engine: str = "laplace"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _ms(started: float) -> float:
@@ -24,13 +42,10 @@ def fallback_reason(engine: str) -> str | None:
     return FALLBACK_REASON if engine == "real_qac" else None
 
 
-def fit_model(model_id: uuid.UUID, z0: np.ndarray, params: QacParams) -> tuple[Model, dict[str, Any]]:
-    """The model a fit stores and its FitResult content."""
+def fit_model(model_id: uuid.UUID, z0: np.ndarray, params: FitParams) -> tuple[Model, dict[str, Any]]:
+    """The model a fit stores and its FitResult content; qac.EmbeddingError when Z₀ cannot be fitted."""
     started = time.perf_counter()
-    try:
-        graph = qac.fit(z0, params.k_nn, params.weight, params.sigma)
-    except qac.EmbeddingError as exc:
-        raise InvalidInput("/embedding", str(exc)) from None
+    graph = qac.fit(z0, params.k_nn, params.weight, params.sigma)
     model = Model(
         id=model_id,
         engine=params.engine,
@@ -67,12 +82,10 @@ def graph_of(model: Model) -> qac.Graph:
 
 
 def apply_model(model: Model, z0: np.ndarray) -> dict[str, Any]:
-    """The ApplyResult content of smoothing Z₀ over the model's stored graph."""
+    """The ApplyResult content of smoothing Z₀ over the model's stored graph; qac.RowCountMismatch
+    when Z₀ has another number of cells."""
     graph = graph_of(model)
-    try:
-        smoothed = qac.smooth(graph, z0, model.beta, model.lambda_entropy)
-    except qac.RowCountMismatch as exc:
-        raise InvalidInput("/embedding", str(exc)) from None
+    smoothed = qac.smooth(graph, z0, model.beta, model.lambda_entropy)
     return {
         "status": "succeeded",
         "model_id": str(model.id),
