@@ -63,9 +63,12 @@ def nearest_neighbours(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
     scikit-learn's brute-force search (chunked BLAS) is the fastest in-process choice measured at
     50,000 × 32 (bench/qac.py): trees degrade in 32 dimensions."""
-    search = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean", n_jobs=1).fit(z)
+    # Searched at unit scale (neighbours do not change under scaling): the search works with squared
+    # norms, which underflow to 0 for entries near 1e-300 and would make every cell equidistant.
+    scale = float(np.abs(z).max()) or 1.0
+    search = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean", n_jobs=1).fit(z / scale)
     distances, indices = search.kneighbors()  # no query: each cell is left out of its own neighbours
-    return distances, indices
+    return distances * scale, indices
 
 
 def fit(z0: np.ndarray, k: int, weight: str = "binary", sigma: float | None = None) -> Graph:
@@ -82,7 +85,9 @@ def fit(z0: np.ndarray, k: int, weight: str = "binary", sigma: float | None = No
         values = np.ones(n * k)
     else:
         used_sigma = float(sigma) if sigma is not None else _median_kth(distances)
-        values = np.exp(-(distances.ravel() ** 2) / (2.0 * used_sigma**2))
+        # (d/σ)² rather than d²/σ²: a σ so small that σ² underflows to 0 must not turn 0/0 into NaN.
+        with np.errstate(over="ignore"):
+            values = np.exp(-0.5 * (distances.ravel() / used_sigma) ** 2)
     rows = np.repeat(np.arange(n), k)
     w = sparse.csr_matrix((values, (rows, indices.ravel())), shape=(n, n))
     w = ((w + w.T) * 0.5).tocsr()
@@ -114,7 +119,11 @@ def smooth(graph: Graph, z0: np.ndarray, beta: float, lambda_entropy: float) -> 
         raise RowCountMismatch(f"the model was fitted on {graph.n_cells} cells; this embedding has {z0.shape[0]}")
     if beta == 0:
         return z0 / (1.0 + lambda_entropy)
-    return conjugate_gradients(system(graph, beta, lambda_entropy), z0)
+    # Solved at unit scale, so that neither 1e-300 nor 1e38 entries underflow or overflow the norms.
+    scale = float(np.abs(z0).max())
+    if scale == 0:
+        return np.zeros_like(z0)
+    return conjugate_gradients(system(graph, beta, lambda_entropy), z0 / scale) * scale
 
 
 def conjugate_gradients(a: sparse.csr_matrix, b: np.ndarray) -> np.ndarray:

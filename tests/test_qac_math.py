@@ -131,3 +131,25 @@ def test_conjugate_gradients_matches_a_direct_solve_on_a_random_spd_system():
     a = (m @ m.T + sparse.identity(60)).tocsr()
     b = rng.normal(size=(60, 3))
     np.testing.assert_allclose(qac.conjugate_gradients(a, b), np.linalg.solve(a.toarray(), b), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e30])
+def test_extreme_magnitudes_give_finite_answers_that_solve_the_system(scale):
+    # Regression: with entries near 1e-300 the residual norms underflowed and CG stopped at its guess.
+    z0, _ = planted(n_per=10)
+    z0 = z0 * scale
+    graph = qac.fit(z0, 4, "gaussian")
+    smoothed = qac.smooth(graph, z0, 0.7, 0.05)
+    assert np.isfinite(smoothed).all()
+    expected = qac.smooth(qac.fit(z0 / scale, 4, "gaussian"), z0 / scale, 0.7, 0.05) * scale
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-6)
+    result = qac.metrics(graph, z0, smoothed)
+    assert all(np.isfinite(v) for v in result.values())
+
+
+def test_a_tiny_sigma_gives_zero_weights_not_nan():
+    z0 = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # a duplicate: a distance of exactly 0
+    graph = qac.fit(z0, 2, "gaussian", sigma=5e-324)
+    assert np.isfinite(graph.weights).all() and set(np.unique(graph.weights)) <= {0.0, 0.5, 1.0}
+    smoothed = qac.smooth(graph, z0, 0.7, 0.05)
+    assert np.isfinite(smoothed).all()
