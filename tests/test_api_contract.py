@@ -109,18 +109,22 @@ def _config(api_token: str, examples: int, **extra) -> schemathesis.Config:
     )
 
 
+QAC_EMBEDDING = [[0.1, 1.0], [0.2, 0.9], [3.0, 0.1], [2.9, 0.3], [-1.0, -1.0], [-1.2, -0.8]]
+
+
 @pytest.fixture(scope="module")
-def fuzz_resources(live_service, api_token) -> None:
-    """Per metric: a collection with SEED_VECTORS, its scratch copy and a doomed one; and two genomics
-    projects built from the README's six cells. Made before either run, so the random run's
-    GET /collections also lists real collections."""
+def fuzz_resources(live_service, api_token) -> dict[str, str]:
+    """Per metric: a collection with SEED_VECTORS, its scratch copy and a doomed one; two genomics
+    projects built from the README's six cells; a QAC model fitted on six cells (its id is returned).
+    Made before either run, so the random run's GET /collections also lists real collections."""
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {api_token}"
     api = f"{live_service}/api/v1"
 
-    def post(path: str, body: dict, status: int) -> None:
+    def post(path: str, body: dict, status: int) -> dict:
         response = http.post(api + path, json=body, timeout=30)
         assert response.status_code == status, f"POST {path}: {response.status_code} {response.text}"
+        return response.json()
 
     for metric, name in COLLECTIONS.items():
         for collection in (name, scratch(name), doomed(name)):
@@ -128,6 +132,8 @@ def fuzz_resources(live_service, api_token) -> None:
             post(f"/collections/{collection}/vectors", {"items": SEED_VECTORS}, 200)
     for project in (PROJECT, REBUILT_PROJECT):
         post("/genomics/vectors/build", {**BUILD, "project_id": project}, 200)
+    fitted = post("/quantum/qac/fit", {"embedding": QAC_EMBEDDING, "params": {"k_nn": 2}, "sync": True}, 200)
+    return {"qac_model": fitted["model_id"]}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +154,7 @@ DICTIONARIES = {
 }
 
 
-def _pinned_operations(target: str) -> dict[str, dict]:
+def _pinned_operations(target: str, resources: dict[str, str]) -> dict[str, dict]:
     """Operation label -> the `parameters` it runs with in the pinned run for `target` (a metric or "genomics").
 
     Fixed values ("path.name": ...) are sent as given and never negated; a `{"dictionary": ...}` entry
@@ -158,6 +164,12 @@ def _pinned_operations(target: str) -> dict[str, dict]:
     `scratch(name)`; nothing else uses either. Likewise POST /genomics/vectors/build replaces a
     project, so it is pinned to REBUILT_PROJECT, never to PROJECT.
     """
+    if target == "qac":
+        model = resources["qac_model"]
+        return {
+            "GET /api/v1/quantum/qac/models/{model_id}": {"path.model_id": model},
+            "POST /api/v1/quantum/qac/apply": {"body.model_id": model},
+        }
     if target == "genomics":
         project = {"body.project_id": PROJECT, "body.gene_names[*]": {"dictionary": "genes", "probability": 0.7}}
         return {
@@ -191,14 +203,14 @@ def _pinned_operations(target: str) -> dict[str, dict]:
     }
 
 
-PINNED_TARGETS = [*COLLECTIONS, "genomics"]
+PINNED_TARGETS = [*COLLECTIONS, "genomics", "qac"]
 
 
 @pytest.fixture(scope="module", params=PINNED_TARGETS)
 def pinned_schema(request, live_service, api_token, fuzz_resources):
     """Only the operations `_pinned_operations` names, each with its parameters; the rest are turned off
     (the random run covers them)."""
-    operations = _pinned_operations(request.param)
+    operations = _pinned_operations(request.param, fuzz_resources)
     config = _config(
         api_token,
         PINNED_EXAMPLES,
@@ -246,6 +258,9 @@ VECTOR_FIELDS = {
 
 
 def _fit_vectors(case) -> None:
+    if case.operation.label == "POST /api/v1/quantum/qac/apply":
+        _fit_qac_embedding(case)
+        return
     """Give a positive case's vectors the length its collection or project wants (cut, or padded with
     non-zero numbers), and a project search exactly one of query_vector and gene_names. The document
     cannot say either rule, so a generated body seldom keeps them and the request stops at a 422
@@ -275,3 +290,17 @@ def _fit_vectors(case) -> None:
     elif isinstance(body.get(items), list):
         body = {**body, items: [fitted(item) for item in body[items]]}
     case.body = body
+
+
+def _fit_qac_embedding(case) -> None:
+    """Give a positive apply the fitted model's number of cells (each row cut or padded to the first
+    row's length), so that it reaches the smoothing rather than the row-count 422."""
+    body = case.body
+    if not isinstance(body, dict) or case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    rows = body.get("embedding")
+    if not isinstance(rows, list) or not rows or not isinstance(rows[0], list) or not rows[0]:
+        return
+    width = len(rows[0])
+    cells = [(list(rows[i % len(rows)]) + [0.5] * width)[:width] for i in range(len(QAC_EMBEDDING))]
+    case.body = {**body, "embedding": cells}
