@@ -17,7 +17,7 @@ from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
 from api.endpoint import routes
 from api.problems import EXCEPTION_HANDLERS
 from api.ratelimit import RateLimitMiddleware
-from api.routes import audit_trail, collections, docs, genomics, health, qac, usage, vectors
+from api.routes import audit_trail, collections, docs, genomics, health, jobs, qac, usage, vectors
 from api.routes.contract import openapi_endpoints
 from cli.startup import prepare
 from core.config import Settings
@@ -25,6 +25,8 @@ from core.ttl_cache import TTLCache
 from db.pool import close, create_pool
 from workers.audit_writer import AuditWriter
 from workers.index_maintainer import IndexMaintainer
+from workers.job_runner import JobRunner
+from workers.job_types import product_job_types
 
 SHUTDOWN_DRAIN_SECONDS = 10
 
@@ -39,15 +41,21 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         pool = await create_pool(dsn, **settings.pool_options())
         writer = AuditWriter(pool, settings.acquire_timeout, settings.audit_batch_max)
         maintainer = IndexMaintainer(pool, settings.acquire_timeout)
+        runner = JobRunner(pool, product_job_types(), **settings.runner_options()) if settings.run_job_worker else None
+        if runner is not None:
+            runner.start()
         try:
             yield {
                 "settings": settings,
                 "pool": pool,
                 "audit_writer": writer,
                 "index_maintainer": maintainer,
+                "job_runner": runner,
                 "token_cache": TTLCache(settings.token_cache_seconds, CACHE_MAX_ENTRIES),
             }
         finally:
+            if runner is not None:
+                await runner.close()
             await maintainer.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
@@ -60,6 +68,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         *collections.endpoints,
         *vectors.endpoints,
         *genomics.endpoints,
+        *jobs.endpoints,
         *qac.endpoints,
         *docs.endpoints,
     ]
@@ -74,6 +83,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
     return AuditMiddleware(
         app,
         max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
         request_timeout=settings.request_timeout,
         long_request_timeout=settings.long_request_timeout,
     )

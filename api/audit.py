@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.audit_row import audit_row, content_length
-from api.paths import audit_exempt, long_running
+from api.paths import audit_exempt, long_running, upload_path
 from api.problems import problem_response
 from api.trace import trace_id_from
 from core.logs import trace_id_var
@@ -48,10 +48,16 @@ class BodyTooLarge(HTTPException):
 
 class AuditMiddleware:
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, request_timeout: float = 5.0, long_request_timeout: float = 300.0
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        request_timeout: float = 5.0,
+        long_request_timeout: float = 300.0,
+        max_upload_bytes: int | None = None,
     ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_body_bytes if max_upload_bytes is None else max_upload_bytes
         self.request_timeout = request_timeout
         self.long_request_timeout = long_request_timeout
 
@@ -62,12 +68,20 @@ class AuditMiddleware:
         await _Exchange(self, scope, receive, send).run()
 
 
+def _is_upload(scope: Scope) -> bool:
+    """A multipart body to an upload path: capped by MAX_UPLOAD_BYTES (still digested as it streams)."""
+    if not upload_path(scope["path"]):
+        return False
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    return content_type.split(b";", 1)[0].strip().lower() == b"multipart/form-data"
+
+
 class _Exchange:
     """The state of one request/response pair; lives only for that request."""
 
     def __init__(self, middleware: AuditMiddleware, scope: Scope, receive: Receive, send: Send):
         self.app = middleware.app
-        self.limit = middleware.max_body_bytes
+        self.limit = middleware.max_upload_bytes if _is_upload(scope) else middleware.max_body_bytes
         self.scope = scope
         self.receive_raw = receive
         self.send_raw = send

@@ -25,6 +25,7 @@ class Endpoint:
     response: type[BaseModel] | None  # None: no body (204) or not JSON (see media_type)
     status: int = 200
     body: type[BaseModel] | None = None
+    form: type[BaseModel] | None = None  # a multipart/form-data alternative to the JSON body (an upload)
     query: type[BaseModel] | None = None
     public: bool = False  # no token needed
     errors: tuple[int, ...] = ()  # besides those every endpoint of its kind can answer

@@ -30,12 +30,12 @@ HEADERS = {
 }
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Policy", "RateLimit")
 ERROR_TEXT = {
-    400: "The body is empty or not JSON",
+    400: "The body is empty or not JSON (an upload: truncated or malformed multipart)",
     401: "No valid token: missing, malformed, unknown or revoked (the same answer for each)",
     403: "The institution's access is disabled",
     404: "Not found (another institution's resources are not found either)",
-    409: "The name is already taken",
-    413: "The body is larger than MAX_BODY_BYTES",
+    409: "A conflict: the name is taken, a build of the project is queued or running, or the job has ended",
+    413: "The body is larger than MAX_BODY_BYTES (an upload: MAX_UPLOAD_BYTES)",
     415: "The body is not JSON (another Content-Type, or a Content-Encoding)",
     422: "A field or parameter breaks the contract; `errors` names each one",
     429: "The hourly quota is used up",
@@ -100,6 +100,10 @@ def _operation(e: Endpoint, schemas: dict) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": {"$ref": REF.format(model=e.body.__name__)}}},
         }
+        if e.form is not None:
+            op["requestBody"]["content"]["multipart/form-data"] = {
+                "schema": {"$ref": REF.format(model=e.form.__name__)}
+            }
     success: dict[str, Any] = {
         "description": HTTPStatus(e.status).phrase,
         "headers": _header_refs(("X-Trace-ID", *e.headers, *(() if e.public else RATE_HEADERS))),
@@ -145,7 +149,7 @@ def _error_response(status: int) -> dict:
 def document(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
     models = {ProblemDetails}
     for e in endpoints:
-        models |= {m for m in (e.body, e.query, e.response) if m is not None}
+        models |= {m for m in (e.body, e.form, e.query, e.response) if m is not None}
     pairs = [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)]
     _, defs = models_json_schema(pairs, ref_template=REF)
     schemas = defs.get("$defs", {})

@@ -34,3 +34,11 @@ LONG_RUNNING_PATHS = frozenset(
 
 def long_running(path: str) -> bool:
     return path in LONG_RUNNING_PATHS
+
+
+# Where a multipart/form-data body is an upload, capped by MAX_UPLOAD_BYTES instead of MAX_BODY_BYTES.
+UPLOAD_PATHS = frozenset({"/api/v1/genomics/vectors/build"})
+
+
+def upload_path(path: str) -> bool:
+    return path in UPLOAD_PATHS

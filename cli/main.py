@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="python app.py", description="DON Research API")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     commands.add_parser("serve", help="run the HTTP service (the default)")
+    commands.add_parser("worker", help="run background jobs alone, until SIGTERM (no HTTP)")
     migrate = commands.add_parser("migrate", help="apply pending migrations (under yoyo's lock)")
     migrate.add_argument("--rollback", action="store_true", help="undo the last applied migration instead")
 
@@ -86,11 +87,16 @@ def main(argv: list[str], create_app: Callable) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # Admin commands speak through their own output; routine log lines would only clutter it.
-    quiet = args.command not in (None, "serve") and settings.log_level in ("DEBUG", "INFO")
+    quiet = args.command not in (None, "serve", "worker") and settings.log_level in ("DEBUG", "INFO")
     logs.configure("WARNING" if quiet else settings.log_level)
     try:
         if args.command in (None, "serve"):
             return serve(settings, create_app)
+        if args.command == "worker":
+            from cli.worker import run_worker
+            from workers.job_types import product_job_types
+
+            return asyncio.run(run_worker(settings, product_job_types()))
         if args.command == "migrate":
             return asyncio.run(migrate(settings, rollback=args.rollback))
         return asyncio.run(run_admin(settings, args))

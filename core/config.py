@@ -30,6 +30,7 @@ class Settings:
     request_timeout: float = 5.0
     long_request_timeout: float = 300.0
     max_body_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
     log_level: str = "INFO"
     forwarded_allow_ips: str = "127.0.0.1"
     audit_batch_max: int = 500
@@ -37,6 +38,10 @@ class Settings:
     audit_retention_days: int = 90
     rate_window_retention_days: int = 2
     sentry_dsn: str | None = None
+    job_concurrency: int = 1
+    job_lease_seconds: float = 60.0
+    job_max_attempts: int = 2
+    run_job_worker: bool = True
     qac_max_sync_cells: int = 5000
 
     @classmethod
@@ -57,6 +62,14 @@ class Settings:
             raise ConfigError(f"DB_POOL_MIN ({self.pool_min}) is larger than DB_POOL_MAX ({self.pool_max})")
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {self.log_level!r}")
+
+    def runner_options(self) -> dict:
+        """The keyword arguments of workers.job_runner.JobRunner, besides the pool and the job types."""
+        return {
+            "concurrency": self.job_concurrency,
+            "lease_seconds": self.job_lease_seconds,
+            "acquire_timeout": self.acquire_timeout,
+        }
 
     def pool_options(self) -> dict:
         """The keyword arguments of db.pool.create_pool."""
@@ -107,6 +120,15 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _database_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("postgres", "postgresql"):
@@ -126,6 +148,7 @@ _PARSERS = {
     "port": _port,
     "seconds": _positive_float,
     "path": Path,
+    "bool": _boolean,
 }
 
 
@@ -178,6 +201,12 @@ ENV: tuple[EnvVar, ...] = (
     EnvVar(
         "MAX_BODY_BYTES", "max_body_bytes", "int", "Largest request body accepted; larger gets 413 (default 67108864)"
     ),
+    EnvVar(
+        "MAX_UPLOAD_BYTES",
+        "max_upload_bytes",
+        "int",
+        "Largest multipart .h5ad upload to the genomics build; larger gets 413 before it is read (default 2147483648)",
+    ),
     EnvVar("LOG_LEVEL", "log_level", "level", "DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)"),
     EnvVar(
         "FORWARDED_ALLOW_IPS",
@@ -209,6 +238,25 @@ ENV: tuple[EnvVar, ...] = (
         "sentry_dsn",
         "str",
         "Report unhandled errors to Sentry (scrubbed, tagged with the trace id); unset = no reporting (default)",
+    ),
+    EnvVar("JOB_CONCURRENCY", "job_concurrency", "int", "Most background jobs one process runs at once (default 1)"),
+    EnvVar(
+        "JOB_LEASE_SECONDS",
+        "job_lease_seconds",
+        "seconds",
+        "A running job's lease, renewed every third of it; a job whose worker died is retried after it (default 60)",
+    ),
+    EnvVar(
+        "JOB_MAX_ATTEMPTS",
+        "job_max_attempts",
+        "int",
+        "Attempts a job gets when its worker dies before it is failed with 'worker lost' (default 2)",
+    ),
+    EnvVar(
+        "RUN_JOB_WORKER",
+        "run_job_worker",
+        "bool",
+        "The web process also runs background jobs; false when a separate `python app.py worker` does (default true)",
     ),
     EnvVar(
         "QAC_MAX_SYNC_CELLS",

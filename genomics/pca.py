@@ -10,13 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 CAP_REASONS = ("evr_target", "compression_target", "max_k", "rank")
 BASIS_VERSION = 1
 
 
 class MatrixError(ValueError):
-    """The expression matrix cannot be compressed (no variance, or values too large)."""
+    """The expression matrix cannot be compressed (no variance, or values too large); `field` is the input to blame."""
+
+    def __init__(self, message: str, field: str = "expression_matrix"):
+        super().__init__(message)
+        self.field = field  # expression_matrix, target_dimensions or normalize
 
 
 class MarkerError(ValueError):
@@ -54,6 +59,7 @@ class Compression:
     rank_cap_reason: str
     params: CompressionParams
     seed: int
+    solver: str = "exact"  # exact (dense SVD) or randomized (sparse, truncated)
 
     def stats(self) -> dict[str, Any]:
         """JSON-serialisable summary (everything except the arrays)."""
@@ -70,17 +76,32 @@ class Compression:
             "evr_target": self.params.evr_target,
             "max_k": self.params.max_k,
             "seed": self.seed,
+            "solver": self.solver,
         }
 
 
 def compress(
     matrix: np.ndarray, target_dimensions: int, params: CompressionParams | None = None, seed: int = 0
 ) -> Compression:
-    """log1p, centre genes, exact SVD, keep k components. Deterministic; the seed is only recorded
-    here (it matters for clustering), since no randomized solver is used."""
+    """log1p, then `compress_normalized`: the compress endpoint's meaning, kept as it always was."""
+    log = matrix.log1p() if sp.issparse(matrix) else np.log1p(np.asarray(matrix, dtype=np.float64))
+    return compress_normalized(log, target_dimensions, params, seed)
+
+
+def compress_normalized(
+    matrix, target_dimensions: int, params: CompressionParams | None = None, seed: int = 0, progress=None
+) -> Compression:
+    """Centre genes and keep k components of an already normalised cells × genes matrix.
+
+    A dense ndarray gets the exact SVD (deterministic; the seed is only recorded). A scipy sparse
+    matrix gets genomics.truncated_svd (implicit centring, never densified; seeded, so the same
+    input and seed give the same output). `progress(fraction)` is called along the way if given."""
     params = params or CompressionParams()
-    target = target_dimensions
-    log = np.log1p(np.asarray(matrix, dtype=np.float64))
+    if sp.issparse(matrix):
+        from genomics.truncated_svd import compress_sparse  # it builds on this module's helpers
+
+        return compress_sparse(matrix.tocsr(), target_dimensions, params, seed, progress)
+    log = np.asarray(matrix, dtype=np.float64)
     n_cells, n_genes = log.shape
     centred, means = _centre(log)
     if not centred.any():
@@ -97,7 +118,19 @@ def compress(
     rank = max(1, min(n_cells - 1, n_genes, numerical_rank))
     variance = (unit_s / unit_s[0]) ** 2  # largest 1: the sum is in [1, rank], no underflow to 0/0
     ratios = variance / variance.sum()
+    k, reason = choose_k(ratios, rank, target_dimensions, params)
+    components = signed(vt[:k].copy())
+    # = U_k·S_k with the fixed signs, computed as the projection of the centred cells on the components.
+    vectors = centred @ components.T
+    if progress is not None:
+        progress(1.0)
+    return finish(
+        vectors, components, means, s[:k].copy(), ratios[:k], n_genes, target_dimensions, rank, reason, params, seed
+    )
 
+
+def choose_k(ratios: np.ndarray, rank: int, target: int, params: CompressionParams) -> tuple[int, str]:
+    """How many components to keep, and the bound that decided it (ratios: explained-variance ratios, largest first)."""
     # Candidate bounds, in tie-break order: the first bound equal to k names the reason.
     bounds = {"compression_target": target, "max_k": params.max_k, "rank": rank}
     if params.mode == "auto_evr":
@@ -106,33 +139,38 @@ def compress(
         reached = np.flatnonzero(cumulative >= params.evr_target - 1e-12)
         bounds = {"evr_target": int(reached[0]) + 1 if reached.size else rank, **bounds}
     k = min(bounds.values())
-    reason = next(name for name, bound in bounds.items() if bound == k)
+    return k, next(name for name, bound in bounds.items() if bound == k)
 
-    components = vt[:k].copy()
-    # Sign convention: the loading with the largest magnitude is positive (first one on ties).
+
+def signed(components: np.ndarray) -> np.ndarray:
+    """Sign convention: the loading with the largest magnitude is positive (first one on ties)."""
+    k = components.shape[0]
     pivots = components[np.arange(k), np.abs(components).argmax(axis=1)]
     components *= np.where(pivots < 0, -1.0, 1.0)[:, None]
-    # = U_k·S_k with the fixed signs, computed as the projection of the centred cells on the components.
-    vectors = centred @ components.T
+    return components
+
+
+def finish(vectors, components, means, s, kept, n_genes, target, rank, reason, params, seed, solver="exact"):
+    """The Compression, once its values are checked finite (a 422, not a 500 on NaN JSON)."""
     if not np.isfinite(vectors).all():
         raise MatrixError("values are too large to compress to finite vectors")
-    if not (np.isfinite(ratios).all() and np.isfinite(s).all()):  # never expected; a 422, not a 500 on NaN JSON
+    if not (np.isfinite(kept).all() and np.isfinite(s).all()):  # never expected
         raise MatrixError("these values cannot be compressed to finite statistics")
-    kept = ratios[:k]
     return Compression(
         vectors=_frozen(vectors),
         components=_frozen(components),
         gene_means=_frozen(means),
-        singular_values=_frozen(s[:k].copy()),
+        singular_values=_frozen(s),
         explained_variance_ratio=kept.tolist(),
         explained_variance_total=float(min(1.0, kept.sum())),
         original_dimensions=n_genes,
-        achieved_dimensions=k,
+        achieved_dimensions=components.shape[0],
         requested_dimensions=target,
         available_rank=rank,
         rank_cap_reason=reason,
         params=params,
         seed=seed,
+        solver=solver,
     )
 
 
@@ -182,14 +220,20 @@ class Basis:
         return cls(genes, _frozen(means), _frozen(components), _frozen(high), dims)
 
 
-def basis_from(compression: Compression, gene_names: list[str], log_matrix: np.ndarray) -> Basis:
-    """Basis to store with a project; `log_matrix` is log1p of the counts given to `compress`."""
-    log_matrix = np.asarray(log_matrix, dtype=np.float64)
-    high = np.percentile(log_matrix, 95, axis=0)
-    # A marker expressed in under 5% of cells has p95 = 0 (below its mean), which would point a
-    # query *away* from the cells expressing it; use the gene's maximum for those instead.
-    low = high <= compression.gene_means
-    high[low] = log_matrix.max(axis=0)[low]
+def basis_from(compression: Compression, gene_names: list[str], log_matrix) -> Basis:
+    """Basis to store with a project; `log_matrix` is the normalised matrix given to `compress_normalized`
+    (log1p of the counts for `compress`), dense or scipy sparse."""
+    if sp.issparse(log_matrix):
+        from genomics.sparse_stats import column_high
+
+        high = column_high(log_matrix.tocsr(), compression.gene_means)
+    else:
+        log_matrix = np.asarray(log_matrix, dtype=np.float64)
+        high = np.percentile(log_matrix, 95, axis=0)
+        # A marker expressed in under 5% of cells has p95 = 0 (below its mean), which would point a
+        # query *away* from the cells expressing it; use the gene's maximum for those instead.
+        low = high <= compression.gene_means
+        high[low] = log_matrix.max(axis=0)[low]
     return Basis(
         tuple(gene_names),
         compression.gene_means,

@@ -146,3 +146,18 @@ async def audit_table_locked(pool: asyncpg.Pool):
     finally:
         await tx.rollback()
         await pool.release(blocker)
+
+
+@pytest.fixture(scope="session")
+def jobs_database_url(server_url):
+    """A migrated database of its own for the job tests, so no other runner (the app fixture's) claims their jobs."""
+    url = pg.create_database(server_url, prefix="don_jobs")
+    migrations.apply(url)
+    return url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def jobs_pool(jobs_database_url, settings):
+    pool = await create_pool(jobs_database_url, **settings.pool_options())
+    yield pool
+    await pool.close()

@@ -16,8 +16,13 @@ def blueprint() -> dict:
     return yaml.safe_load((ROOT / "render.yaml").read_text())
 
 
+def service_of(kind: str) -> dict:
+    [service] = [s for s in blueprint()["services"] if s["type"] == kind]
+    return service
+
+
 def test_the_web_service_is_complete():
-    [service] = blueprint()["services"]
+    service = service_of("web")
     assert service["type"] == "web" and service["runtime"] == "python"
     assert service["buildCommand"] == "pip install -r requirements.txt"
     assert service["startCommand"] == "python app.py serve"
@@ -28,19 +33,31 @@ def test_the_web_service_is_complete():
     assert env["FORWARDED_ALLOW_IPS"]["value"] == "*"
 
 
+def test_the_worker_service_runs_jobs_and_the_web_service_does_not():
+    worker, web = service_of("worker"), service_of("web")
+    assert worker["runtime"] == "python" and worker["startCommand"] == "python app.py worker"
+    assert worker["buildCommand"] == web["buildCommand"]
+    web_env = {e["key"]: e.get("value") for e in web["envVars"]}
+    worker_env = {e["key"]: e.get("value") for e in worker["envVars"]}
+    assert web_env["RUN_JOB_WORKER"] == "false" and worker_env.get("RUN_JOB_WORKER") in (None, "true")
+    assert worker_env["PYTHON_VERSION"] == web_env["PYTHON_VERSION"]
+
+
 def test_database_url_comes_from_the_declared_database():
     doc = blueprint()
-    env = {e["key"]: e for e in doc["services"][0]["envVars"]}
-    source = env["DATABASE_URL"]["fromDatabase"]
-    assert source["property"] == "connectionString"
-    assert source["name"] in {db["name"] for db in doc["databases"]}
+    for service in doc["services"]:
+        env = {e["key"]: e for e in service["envVars"]}
+        source = env["DATABASE_URL"]["fromDatabase"]
+        assert source["property"] == "connectionString"
+        assert source["name"] in {db["name"] for db in doc["databases"]}
     [database] = doc["databases"]
     assert isinstance(database["postgresMajorVersion"], str)
 
 
 def test_every_env_var_the_blueprint_sets_is_a_real_setting():
     known = {spec.name for spec in ENV} | {"PYTHON_VERSION"}
-    assert {e["key"] for e in blueprint()["services"][0]["envVars"]} <= known
+    for service in blueprint()["services"]:
+        assert {e["key"] for e in service["envVars"]} <= known, service["name"]
 
 
 def test_the_readme_documents_every_setting_and_command():
@@ -49,6 +66,7 @@ def test_the_readme_documents_every_setting_and_command():
         assert f"`{spec.name}`" in readme, spec.name
     for command in (
         "serve",
+        "worker",
         "migrate",
         "institution add",
         "institution list",

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import numpy as np
-from pgvector import Vector
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,6 +21,7 @@ from api.audited_write import audited_write
 from api.body import check_json_request, parse_json
 from api.caller import caller_of
 from api.endpoint import Endpoint, answer, json_body
+from api.genomics_build import json_build, upload_build
 from api.problems import InvalidInput, Problem
 from api.routes.collections import borrow, index_maintainer
 from api.routes.vectors import run_search
@@ -31,22 +31,21 @@ from api.schemas.genomics import (
     CompressRequest,
     EncodeRequest,
     ProjectSearchRequest,
-    parse_build,
     parse_compress,
     parse_encode,
     parse_project_search,
     project_query_vector,
 )
 from api.schemas.genomics_results import BuildResult, CompressResult, EncodeResult, Project, ProjectSearchResult
+from api.schemas.genomics_upload import BuildUploadFields, BuildUploadForm, parse_upload_fields
+from api.upload import Upload, is_multipart, receive_upload
 from core.vector_bounds import first_incomparable
 from db import collections as db_collections
 from db import genomics_projects
 from db.genomics_projects import Build
-from genomics.pca import Basis, MarkerError, MatrixError, basis_from, compress, encode_markers
-from genomics.project_vectors import cell_vectors, cluster_vectors
+from genomics.pca import Basis, MarkerError, MatrixError, compress, encode_markers
 
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
-MAX_BASIS_VALUES = 4_000_000  # components (dimensions × genes) stored with a project: ~80 MB of JSON
 
 
 def _dumps(content: Any) -> bytes:
@@ -84,64 +83,34 @@ async def compress_matrix(request: Request) -> Response:
     return Response(await asyncio.to_thread(_compress, body), media_type="application/json")
 
 
-def _prepare_build(body: bytes) -> tuple[Build, dict[str, Any]]:
-    request = parse_build(parse_json(body))
-    started = time.perf_counter()
-    compression = _compressed(request.matrix, request.target, request.params, request.seed)
-    n_cells, n_genes = request.matrix.shape
-    if compression.achieved_dimensions * n_genes > MAX_BASIS_VALUES:
-        raise InvalidInput(
-            "/target_dimensions",
-            f"{compression.achieved_dimensions} dimensions × {n_genes} genes "
-            f"is more than the {MAX_BASIS_VALUES} basis values a project keeps",
-        )
-    basis = basis_from(compression, request.gene_names, np.log1p(request.matrix))
-    if request.mode == "cell":
-        stored = cell_vectors(compression, request.cells)
-    else:
-        stored = cluster_vectors(compression, request.cells, request.n_clusters, request.seed)
-    if not stored.ids:  # possible only when the expression varies by tiny amounts (e.g. counts of 1e-200)
-        raise InvalidInput(
-            "/expression_matrix",
-            "the values vary too little to give any cell a vector with a "
-            "direction: every vector would be too close to zero to store",
-        )
-    stats = {**compression.stats(), "runtime_ms": _ms(started)}
-    build = Build(
-        project_id=request.project_id,
-        mode=request.mode,
-        dimensions=compression.achieved_dimensions,
-        gene_count=n_genes,
-        cell_count=n_cells,
-        basis_json=json.dumps(basis.to_json(), separators=(",", ":")),
-        stats=stats,
-        ids=stored.ids,
-        vectors=[Vector(row) for row in stored.vectors],
-        metadata_json=[json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in stored.metadata],
-    )
-    summary = {
-        "project_id": request.project_id,
-        "collection": genomics_projects.collection_name(request.project_id),
-        "mode": request.mode,
-        "cell_count": n_cells,
-        "gene_count": n_genes,
-        "clusters": stored.clusters,
-        "skipped_zero_vectors": stored.skipped_zero,
-        "dimensions": compression.achieved_dimensions,
-        "requested_dimensions": request.target,
-        "original_dimensions": n_genes,
-        "explained_variance_total": compression.explained_variance_total,
-        "rank_cap_reason": compression.rank_cap_reason,
-        "stats": stats,
-    }
-    return build, summary
+async def receive_build_upload(request: Request) -> tuple[Upload, BuildUploadFields]:
+    """A multipart build's file (streamed to a temporary file) and its checked options; the caller
+    owns the file (Upload.discard()); on any error here it is already gone."""
+    upload = await receive_upload(request, request.state.settings.max_upload_bytes)
+    try:
+        return upload, parse_upload_fields(upload.fields)
+    except BaseException:
+        upload.discard()
+        raise
+
+
+async def _prepare_upload(request: Request) -> tuple[Build, dict[str, Any]]:
+    # Interim: the upload is built inside the request; the jobs branch turns this into a 202 and a job.
+    upload, options = await receive_build_upload(request)
+    try:
+        return await asyncio.to_thread(upload_build, upload.path, options)
+    finally:
+        upload.discard()
 
 
 async def build_vectors(request: Request) -> Response:
     caller = caller_of(request)
-    check_json_request(request.headers)
-    body = await request.body()
-    build, summary = await asyncio.to_thread(_prepare_build, body)
+    if is_multipart(request.headers):
+        build, summary = await _prepare_upload(request)
+    else:
+        check_json_request(request.headers)
+        body = await request.body()
+        build, summary = await asyncio.to_thread(json_build, body)
     started = time.perf_counter()
     async with borrow(request) as conn, audited_write(request, conn) as audit:
         replaced = await genomics_projects.replace(conn, caller.institution_id, build)
@@ -255,6 +224,8 @@ endpoints = [
         "genomics",
         BuildResult,
         body=BuildRequest,
+        form=BuildUploadForm,
+        errors=(400, 413),
     ),
     Endpoint(
         "POST",

@@ -32,6 +32,12 @@ MAX_CELLS = 50_000
 MAX_GENES = 50_000
 MAX_VALUES = 20_000_000
 MAX_CLUSTERS = 10_000
+NORMALIZE_DESCRIPTION = (
+    "auto: integers ≥ 0 are counts (library size 10⁴, then log1p), other values ≥ 0 are log data (as is), "
+    "any negative means scaled data (only centred); counts, log and none force one of those; "
+    "log1p: log1p of the values as given, no library size"
+)
+Normalize = Literal["auto", "counts", "log", "none", "log1p"]
 Matrix = SkipValidation[list[list[float]]]  # checked by the NumPy fast path (api/schemas/arrays.py)
 
 
@@ -70,6 +76,7 @@ class BuildRequest(Body):
     n_clusters: Whole | None = Field(None, ge=1, le=MAX_CLUSTERS, description="Cluster mode only; default √(cells/2)")
     params: Params | None = Field(None, description="Default: fixed_k, keeping exactly target_dimensions")
     seed: Seed = 0
+    normalize: Normalize = Field("log1p", description=NORMALIZE_DESCRIPTION + " (the default here, as always)")
 
 
 class EncodeRequest(Body):
@@ -162,6 +169,7 @@ class Build:
     params: CompressionParams
     seed: int
     n_clusters: int | None
+    normalize: str
 
 
 def parse_build(body: Any) -> Build:
@@ -191,6 +199,7 @@ def build_of(request: BuildRequest, genes: list[str], matrix: np.ndarray) -> Bui
         params,
         request.seed,
         request.n_clusters,
+        request.normalize,
     )
 
 

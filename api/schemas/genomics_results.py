@@ -29,6 +29,11 @@ class BuildResult(Answer):
     original_dimensions: int = Field(description="Genes before compression")
     explained_variance_total: float = Field(description="Share of the variance the kept components explain")
     rank_cap_reason: str = Field(description="The bound that decided k: evr_target, compression_target, max_k or rank")
+    normalize: Literal["counts", "log", "none", "log1p"] = Field(
+        description="The normalisation applied (what auto resolved to, for auto)"
+    )
+    layer: str | None = Field(None, description="Uploads: the layer read (X, raw or a key of layers)")
+    cell_type_key: str | None = Field(None, description="Uploads: the obs column read as cell type, null if none")
     stats: dict[str, Any] = Field(description="How k was chosen: explained variance, singular values, rank, …")
     vector_count: int = Field(description="Vectors in the project's collection now")
     store_ms: float = Field(description="Time spent storing, in milliseconds")
