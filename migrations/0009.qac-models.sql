@@ -4,7 +4,7 @@
 -- values: graph_indptr int64 × (n_cells + 1), graph_indices int32 × nnz (column of each entry),
 -- graph_weights float64 × nnz. Each cell keeps its k_nn neighbours and gains those that chose it,
 -- so nnz lies between n_cells·k_nn and 2·n_cells·k_nn.
--- depends: 0007.audit-chain
+-- depends: 0008.jobs
 CREATE TABLE qac_models (
     id             uuid PRIMARY KEY,
     institution_id bigint NOT NULL REFERENCES institutions (id),

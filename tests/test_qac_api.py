@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -180,3 +182,94 @@ async def test_sync_is_refused_above_the_sync_limit(client, institution, setting
         await client.post(FIT, headers=institution.headers, json={"embedding": z, "sync": True}), 422, "/sync"
     )
     assert "sync: false" in problem["detail"]
+
+
+async def poll(client, who, job_id: str, timeout: float = 90.0) -> dict:
+    """The job once it has ended (bounded generously: a job's child process starts from scratch)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get(f"/api/v1/quantum/qac/jobs/{job_id}", headers=who.headers)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in ("succeeded", "failed") or asyncio.get_running_loop().time() > deadline:
+            return job
+        await asyncio.sleep(0.2)
+
+
+def assert_job_shape(job: dict, kind: str) -> None:
+    assert set(job) == {"id", "type", "status", "progress", "model_id", "result", "error", "created_at", "updated_at"}
+    assert job["type"] == kind and job["status"] in ("queued", "running", "succeeded", "failed")
+    for key in ("created_at", "updated_at"):
+        datetime.fromisoformat(job[key])  # ISO 8601
+
+
+async def test_fit_and_apply_as_jobs_answer_what_sync_answers(client, institution, pool, trace_id):
+    z = embedding()
+    submitted = await client.post(
+        FIT,
+        headers={**institution.headers, "X-Request-ID": trace_id},
+        json={"embedding": z, "params": {"k_nn": 5, "weight": "gaussian", "engine": "real_qac"}},
+    )
+    assert submitted.status_code == 200, submitted.text
+    job = submitted.json()
+    assert_job_shape(job, "fit")
+    assert job["status"] == "queued" and job["result"] is None and uuid.UUID(job["model_id"])
+    [row] = await audit_rows(pool, trace_id)  # the submission's row, committed with the job
+    assert await pool.fetchval("SELECT trace_id FROM jobs WHERE id = $1", uuid.UUID(job["id"])) == trace_id
+    assert row["metadata"]["status_code"] == 200
+
+    done = await poll(client, institution, job["id"])
+    assert done["status"] == "succeeded", done
+    assert done["progress"] == 1 and done["error"] is None and done["model_id"] == job["model_id"]
+    sync = await fit_sync(client, institution, z, k_nn=5, weight="gaussian", engine="real_qac")
+    without_time = lambda meta: {k: v for k, v in meta.items() if k != "runtime_ms"}  # noqa: E731
+    assert done["result"]["model_id"] == job["model_id"] and done["result"]["status"] == "succeeded"
+    assert without_time(done["result"]["meta"]) == without_time(sync["meta"])
+    model = await client.get(f"/api/v1/quantum/qac/models/{job['model_id']}", headers=institution.headers)
+    assert model.status_code == 200 and model.json()["engine"] == "real_qac"
+    listed = await client.get(f"/api/v1/jobs/{job['id']}", headers=institution.headers)
+    assert listed.status_code == 200 and listed.json()["type"] == "qac_fit"
+
+    applied = await client.post(APPLY, headers=institution.headers, json={"model_id": job["model_id"], "embedding": z})
+    assert applied.status_code == 200, applied.text
+    assert_job_shape(applied.json(), "apply")
+    done = await poll(client, institution, applied.json()["id"])
+    assert done["status"] == "succeeded", done
+    sync_apply = await client.post(
+        APPLY, headers=institution.headers, json={"model_id": job["model_id"], "embedding": z, "sync": True}
+    )
+    assert done["result"] == sync_apply.json()
+    assert done["result"]["fallback_reason"] == "real_qac is not available in this service"
+
+
+async def test_another_institutions_job_is_not_found(client, institution, other_institution):
+    job = (await client.post(FIT, headers=institution.headers, json={"embedding": embedding(), "sync": False})).json()
+    for who, status in ((other_institution, 404), (institution, 200)):
+        response = await client.get(f"/api/v1/quantum/qac/jobs/{job['id']}", headers=who.headers)
+        assert response.status_code == status, response.text
+    assert_problem(await client.get("/api/v1/quantum/qac/jobs/nope", headers=institution.headers), 404)
+    await poll(client, institution, job["id"])  # leave no job running behind the test
+
+
+async def test_a_job_is_refused_up_front_for_what_sync_would_refuse(client, institution, pool):
+    fitted = await fit_sync(client, institution, embedding())
+    before = await pool.fetchval("SELECT count(*) FROM jobs WHERE institution_id = $1", institution.id)
+    short = await client.post(
+        APPLY, headers=institution.headers, json={"model_id": fitted["model_id"], "embedding": embedding()[:-1]}
+    )
+    assert_problem(short, 422, "/embedding")
+    unknown = await client.post(
+        APPLY, headers=institution.headers, json={"model_id": str(uuid.uuid4()), "embedding": embedding()}
+    )
+    assert_problem(unknown, 404)
+    few = await client.post(FIT, headers=institution.headers, json={"embedding": [[1.0], [2.0]]})
+    assert_problem(few, 422, "/params/k_nn")
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE institution_id = $1", institution.id) == before
+
+
+async def test_sync_false_has_no_cell_limit_below_the_request_bounds(client, institution, settings):
+    z = embedding(n_per=settings.qac_max_sync_cells // 3 + 1, dims=2)
+    job = (await client.post(FIT, headers=institution.headers, json={"embedding": z, "params": {"k_nn": 3}})).json()
+    assert_job_shape(job, "fit")
+    done = await poll(client, institution, job["id"])
+    assert done["status"] == "succeeded" and done["result"]["meta"]["n_cells"] == len(z)

@@ -45,4 +45,6 @@ class JobType:
 
 def product_job_types() -> dict[str, JobType]:
     """The job types the service runs (each registered here by the feature that adds it)."""
-    return {}
+    from workers import qac_jobs  # here, not at the top: qac_jobs imports this module's classes
+
+    return {**qac_jobs.job_types()}

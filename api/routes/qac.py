@@ -1,13 +1,19 @@
-"""/api/v1/quantum/qac: fit a graph-smoothing model on an embedding, apply it, read the model.
+"""/api/v1/quantum/qac: fit a graph-smoothing model on an embedding, apply it, read the model, and
+follow the jobs that fit or apply without sync.
 
 Parsing and the maths run in a worker thread (a body can hold 50,000 × 32 numbers); the event
-loop only does IO. The fit's model row is committed with its audit row.
+loop only does IO. The fit's model row, or a job with its input, is committed with its audit row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import tempfile
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,18 +25,21 @@ from api.endpoint import Endpoint, answer
 from api.problems import InvalidInput, Problem
 from api.routes.collections import borrow
 from api.schemas.qac import (
+    ApplyAnswer,
     ApplyRequest,
-    ApplyResult,
+    FitAnswer,
     FitRequest,
-    FitResult,
+    QacJob,
     QacModel,
+    job_json,
     model_uuid,
     parse_apply,
     parse_fit,
 )
-from db import qac_models
+from db import jobs, qac_jobs, qac_models
 from genomics import qac
 from genomics.qac_runs import apply_model, fit_model
+from workers import qac_jobs as job_kinds
 
 
 def no_model(model_id: str) -> Problem:
@@ -53,14 +62,20 @@ async def _body(request: Request) -> bytes:
     return await request.body()
 
 
-async def fit(request: Request) -> Response:
+async def qac_fit(request: Request) -> Response:
     caller = caller_of(request)
     parsed = await asyncio.to_thread(lambda body: parse_fit(parse_json(body)), await _body(request))
+    model_id = uuid.uuid4()
+    if not parsed.sync:
+        params = job_kinds.fit_params_json(model_id, parsed.params, parsed.seed)
+        return await _submit(
+            request, job_kinds.FIT, params, lambda path: job_kinds.write_fit_input(path, parsed.embedding)
+        )
     _check_sync_size(request, parsed.embedding.shape[0])
-    model, result = await asyncio.to_thread(_fit, uuid.uuid4(), parsed.embedding, parsed.params)
+    model, result = await asyncio.to_thread(_fit, model_id, parsed.embedding, parsed.params)
     async with borrow(request) as conn, audited_write(request, conn) as audit:
         await qac_models.insert(conn, caller.institution_id, model)
-        response = answer(FitResult, result)
+        response = answer(FitAnswer, result)
         audit.answer_with(response)
     return response
 
@@ -74,23 +89,67 @@ def _fit(model_id, embedding, params):
 
 def _answer_apply(model, embedding) -> Response:
     try:
-        return answer(ApplyResult, apply_model(model, embedding))
+        return answer(ApplyAnswer, apply_model(model, embedding))
     except qac.RowCountMismatch as exc:
         raise InvalidInput("/embedding", str(exc)) from None
 
 
-async def apply(request: Request) -> Response:
+def _check_row_count(model, embedding) -> None:
+    if embedding.shape[0] != model.n_cells:
+        raise InvalidInput(
+            "/embedding", f"the model was fitted on {model.n_cells} cells; this embedding has {embedding.shape[0]}"
+        )
+
+
+async def _submit(request: Request, job_type: str, params: dict, write_input: Callable[[Path], None]) -> Response:
+    """Queue a job with its input file, committed with the request's audit row; answers the job."""
+    caller, state = caller_of(request), request.state
+    handle, name = tempfile.mkstemp(prefix="qac-input-")
+    os.close(handle)
+    path = Path(name)
+    try:
+        await asyncio.to_thread(write_input, path)
+        async with borrow(request) as conn, audited_write(request, conn) as audit:
+            job = await jobs.submit(
+                conn,
+                caller.institution_id,
+                job_type,
+                params,
+                trace_id=request.scope["trace_id"],
+                max_attempts=state.settings.job_max_attempts,
+                input_file=path,
+            )
+            row = await qac_jobs.get(conn, caller.institution_id, job["id"])
+            response = answer(QacJob, job_json(row))
+            audit.answer_with(response)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    runner = getattr(state, "job_runner", None)
+    if runner is not None:
+        runner.wake()
+    return response
+
+
+async def qac_apply(request: Request) -> Response:
     caller = caller_of(request)
     parsed = await asyncio.to_thread(lambda body: parse_apply(parse_json(body)), await _body(request))
-    _check_sync_size(request, parsed.embedding.shape[0])
+    if parsed.sync:
+        _check_sync_size(request, parsed.embedding.shape[0])
     async with borrow(request) as conn:
         model = await qac_models.get_with_graph(conn, caller.institution_id, parsed.model_id)
     if model is None:
         raise no_model(str(parsed.model_id))
+    _check_row_count(model, parsed.embedding)
+    if not parsed.sync:
+        params = job_kinds.apply_params_json(model, parsed.seed)
+        return await _submit(
+            request, job_kinds.APPLY, params, lambda path: job_kinds.write_apply_input(path, parsed.embedding, model)
+        )
     return await asyncio.to_thread(_answer_apply, model, parsed.embedding)
 
 
-async def get_model(request: Request) -> Response:
+async def get_qac_model(request: Request) -> Response:
     caller = caller_of(request)
     text = request.path_params["model_id"]
     model_id = model_uuid(text)
@@ -104,25 +163,53 @@ async def get_model(request: Request) -> Response:
     return answer(QacModel, {**fields, "model_id": str(row["id"])})
 
 
+def no_job(job_id: str) -> Problem:
+    return Problem(404, f"no QAC job {job_id[:100]!r}")
+
+
+async def get_qac_job(request: Request) -> Response:
+    caller = caller_of(request)
+    text = request.path_params["job_id"]
+    job_id = model_uuid(text)
+    if job_id is None:
+        raise no_job(text)
+    async with borrow(request) as conn:
+        row = await qac_jobs.get(conn, caller.institution_id, job_id)
+    if row is None:
+        raise no_job(text)
+    return await asyncio.to_thread(answer, QacJob, job_json(row))  # an apply's result can be 30 MB of JSON
+
+
 endpoints = [
     Endpoint(
         "POST",
         "/api/v1/quantum/qac/fit",
-        fit,
-        "Fit a QAC model: the kNN graph of an embedding",
+        qac_fit,
+        "Fit a QAC model: the kNN graph of an embedding (sync: false answers a job)",
         "qac",
-        FitResult,
+        FitAnswer,
         body=FitRequest,
     ),
     Endpoint(
         "POST",
         "/api/v1/quantum/qac/apply",
-        apply,
-        "Apply a QAC model: smooth an embedding over the fitted graph",
+        qac_apply,
+        "Apply a QAC model: smooth an embedding over the fitted graph (sync: false answers a job)",
         "qac",
-        ApplyResult,
+        ApplyAnswer,
         body=ApplyRequest,
         errors=(404,),
     ),
-    Endpoint("GET", "/api/v1/quantum/qac/models/{model_id}", get_model, "A QAC model", "qac", QacModel, errors=(404,)),
+    Endpoint(
+        "GET", "/api/v1/quantum/qac/models/{model_id}", get_qac_model, "A QAC model", "qac", QacModel, errors=(404,)
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/quantum/qac/jobs/{job_id}",
+        get_qac_job,
+        "A QAC fit or apply job: status, progress, then result or error",
+        "qac",
+        QacJob,
+        errors=(404,),
+    ),
 ]

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, SkipValidation
+from pydantic import Field, RootModel, SkipValidation
 
 from api.body import validated
 from api.problems import InvalidInput
@@ -64,20 +64,20 @@ class ApplyRequest(Body):
 class FitMeta(Answer):
     n_cells: int = Field(description="Cells in the fitted embedding")
     dims: int = Field(description="Its dimensions")
-    k_nn: int
-    weight: Literal["binary", "gaussian"]
+    k_nn: int = Field(description="Neighbours per cell")
+    weight: Literal["binary", "gaussian"] = Field(description="Edge weights")
     sigma: float | None = Field(description="σ the gaussian weights used; null for binary")
     edges: int = Field(description="Stored entries of the symmetrised weight matrix")
     engine: Engine = Field(description="The engine asked for")
-    engine_used: Literal["laplace"]
+    engine_used: Literal["laplace"] = Field(description="The engine that ran: always laplace")
     fallback_reason: str | None = Field(None, description="Why engine_used differs from engine")
-    runtime_ms: float
+    runtime_ms: float = Field(description="Time the fit took, in milliseconds")
 
 
 class FitResult(Answer):
-    status: Literal["succeeded"]
-    model_id: str
-    meta: FitMeta
+    status: Literal["succeeded"] = Field(description="Always succeeded (failures are problems)")
+    model_id: str = Field(description="The model's id, for apply and GET …/models/{id}")
+    meta: FitMeta = Field(description="What was fitted")
 
 
 class QacMetrics(Answer):
@@ -86,39 +86,41 @@ class QacMetrics(Answer):
 
 
 class ApplyResult(Answer):
-    status: Literal["succeeded"]
-    model_id: str
+    status: Literal["succeeded"] = Field(description="Always succeeded (failures are problems)")
+    model_id: str = Field(description="The model applied")
     embedding_qac: list[list[float]] = Field(description="Z*, the smoothed embedding, one row per cell")
-    metrics: QacMetrics
-    n_cells: int
-    engine_used: Literal["laplace"]
+    metrics: QacMetrics = Field(description="How far the result moved and how much graph energy it lost")
+    n_cells: int = Field(description="Cells smoothed")
+    engine_used: Literal["laplace"] = Field(description="The engine that ran: always laplace")
     fallback_reason: str | None = Field(None, description="Why engine_used differs from the model's engine")
 
 
 class QacModel(Answer):
-    model_id: str
-    n_cells: int
-    k_nn: int
-    weight: Literal["binary", "gaussian"]
-    reinforce_rate: float
-    layers: int
-    beta: float
-    lambda_entropy: float
-    created_at: datetime
+    model_id: str = Field(description="The model's id")
+    n_cells: int = Field(description="Cells it was fitted on; an apply must have as many")
+    k_nn: int = Field(description="Neighbours per cell in its graph")
+    weight: Literal["binary", "gaussian"] = Field(description="Its edge weights")
+    reinforce_rate: float = Field(description="As given at fit; the laplace engine ignores it")
+    layers: int = Field(description="As given at fit; the laplace engine ignores it")
+    beta: float = Field(description="β of the smoothing")
+    lambda_entropy: float = Field(description="λ of the smoothing")
+    created_at: datetime = Field(description="When it was fitted (UTC)")
     version: str = Field(description="The stored model format's version")
-    engine: Engine
+    engine: Engine = Field(description="The engine asked for at fit")
 
 
 class QacJob(Answer):
     id: str = Field(description="The job's id; poll GET /api/v1/quantum/qac/jobs/{id}")
-    type: Literal["fit", "apply"]
-    status: Literal["queued", "running", "succeeded", "failed"]
+    type: Literal["fit", "apply"] = Field(description="What the job does")
+    status: Literal["queued", "running", "succeeded", "failed"] = Field(
+        description="queued → running → succeeded | failed"
+    )
     progress: float = Field(description="0 to 1")
     model_id: str | None = Field(description="The model fitted (chosen at submission) or applied")
     result: FitResult | ApplyResult | None = Field(description="What sync: true would have answered, once succeeded")
     error: str | None = Field(description="Why the job failed")
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = Field(description="When it was submitted (UTC)")
+    updated_at: datetime = Field(description="When it last changed (UTC)")
 
 
 def model_uuid(text: str) -> uuid.UUID | None:
@@ -181,3 +183,33 @@ def parse_fit(body: Any) -> Fit:
 def parse_apply(body: Any) -> Apply:
     request = validated(ApplyRequest, body)
     return Apply(uuid.UUID(request.model_id), embedding_array(request.embedding), request.seed, request.sync)
+
+
+class FitAnswer(RootModel[FitResult | QacJob]):
+    """sync: true answers the fit; sync: false the job computing it."""
+
+
+class ApplyAnswer(RootModel[ApplyResult | QacJob]):
+    """sync: true answers the smoothed embedding; sync: false the job computing it."""
+
+
+JOB_TYPES = {"qac_fit": "fit", "qac_apply": "apply"}
+
+
+def job_json(row) -> dict[str, Any]:
+    """A jobs row (sql/get_qac_job.sql) in the original's job shape; the original had no cancelled
+    status, so a job cancelled through DELETE /api/v1/jobs/{id} shows as failed."""
+    status, error = row["status"], row["error"]
+    if status == "cancelled":
+        status, error = "failed", error or "cancelled"
+    return {
+        "id": str(row["id"]),
+        "type": JOB_TYPES[row["type"]],
+        "status": status,
+        "progress": row["progress"],
+        "model_id": row["model_id"],
+        "result": row["result"],
+        "error": error,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
