@@ -208,8 +208,17 @@ def job_json(row) -> dict[str, Any]:
         "status": status,
         "progress": row["progress"],
         "model_id": row["model_id"],
-        "result": row["result"],
+        "result": None,  # spliced in by job_answer
         "error": error,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+
+
+def job_answer(row) -> bytes:
+    """The job as JSON, its stored result spliced in as the database's text, unparsed: an apply's is
+    the whole embedding (30 MB at 50,000 × 32), and parsing and re-serialising it would hold the GIL,
+    and with it the event loop, for most of a second. The result was made by the code that makes the
+    sync answers (genomics/qac_runs.py), which are validated against the same models."""
+    shape = QacJob.model_validate(job_json(row)).model_dump_json(exclude={"result"})
+    return f'{shape[:-1]},"result":{row["result_json"] or "null"}}}'.encode()
