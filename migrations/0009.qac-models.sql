@@ -37,3 +37,17 @@ CREATE INDEX qac_models_by_institution ON qac_models (institution_id, created_at
 ALTER TABLE qac_models ALTER COLUMN graph_indptr SET STORAGE EXTERNAL,
                        ALTER COLUMN graph_indices SET STORAGE EXTERNAL,
                        ALTER COLUMN graph_weights SET STORAGE EXTERNAL;
+
+-- The smoothed embedding of a succeeded qac_apply job: float64 little-endian, cells × dims, row
+-- by row. Kept out of jobs.result (which holds the rest of the answer) because 50,000 × 32 numbers
+-- as jsonb are 30 MB that every read would parse; GET /api/v1/quantum/qac/jobs/{id} joins them
+-- back into the answer. Deleted with its job.
+CREATE TABLE qac_apply_outputs (
+    job_id    uuid PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    n_cells   integer NOT NULL CHECK (n_cells > 0),
+    dims      integer NOT NULL CHECK (dims > 0),
+    embedding bytea NOT NULL,
+    CONSTRAINT qac_apply_outputs_size CHECK (octet_length(embedding) = 8 * n_cells::bigint * dims)
+);
+
+ALTER TABLE qac_apply_outputs ALTER COLUMN embedding SET STORAGE EXTERNAL;

@@ -240,6 +240,9 @@ async def test_fit_and_apply_as_jobs_answer_what_sync_answers(client, institutio
     )
     assert done["result"] == sync_apply.json()
     assert done["result"]["fallback_reason"] == "real_qac is not available in this service"
+    # /api/v1/jobs shows the answer but for Z*, which is stored apart from the job's result.
+    general = (await client.get(f"/api/v1/jobs/{done['id']}", headers=institution.headers)).json()
+    assert general["result"] == {k: v for k, v in done["result"].items() if k != "embedding_qac"}
 
 
 async def test_another_institutions_job_is_not_found(client, institution, other_institution):

@@ -4,13 +4,13 @@ parent-side finish that stores its output in the runner's transaction.
 Inputs travel in job_inputs as NumPy files, never in params: a fit's is the embedding (.npy,
 float64, at most 5,000,000 values = 40 MB); an apply's is an .npz holding the embedding and the
 model's graph arrays, copied from the model when the job was submitted (the child touches no
-database). params hold only the model id and the fit's parameters.
+database). params hold only the model id and the fit's parameters. An apply's smoothed embedding
+is stored apart from the job's result, in qac_apply_outputs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from db import qac_models
+from db import qac_jobs, qac_models
 from db.jobs import ClaimedJob
 from db.qac_models import Model
 from genomics import qac
@@ -27,7 +27,7 @@ from workers.job_types import JobFailed, JobOutput, JobType
 
 FIT, APPLY = "qac_fit", "qac_apply"
 GRAPH_ARRAYS = ("indptr", "indices", "weights")
-RESULT_FILE = "result.json"
+SMOOTHED_FILE = "embedding_qac.npy"
 
 
 def write_fit_input(path: Path, embedding: np.ndarray) -> None:
@@ -93,7 +93,7 @@ async def store_fit(conn: asyncpg.Connection, job: ClaimedJob, output: JobOutput
 
 
 def apply_child(input_path: Path | None, params: dict, output_dir: Path, progress) -> dict:
-    """Smooth over the graph copied at submission; the (large) answer is written to a file."""
+    """Smooth over the graph copied at submission; Z* goes to a file, the rest of the answer back."""
     with np.load(input_path, allow_pickle=False) as data:
         embedding = data["embedding"]
         model = Model(id=uuid.UUID(params["model_id"]), **params["model"], **{n: data[n] for n in GRAPH_ARRAYS})
@@ -103,13 +103,16 @@ def apply_child(input_path: Path | None, params: dict, output_dir: Path, progres
     except qac.RowCountMismatch as exc:  # checked at submission; kept for a job submitted by other means
         raise JobFailed(str(exc)) from None
     progress(0.9)
-    (output_dir / RESULT_FILE).write_text(json.dumps(result, allow_nan=False, separators=(",", ":")))
-    return {"n_cells": result["n_cells"]}
+    np.save(output_dir / SMOOTHED_FILE, result.pop("embedding_qac"), allow_pickle=False)
+    return result
 
 
 async def store_apply(conn: asyncpg.Connection, job: ClaimedJob, output: JobOutput) -> dict:
-    """The job's result is the sync answer, embedding included, read off the event loop."""
-    return await asyncio.to_thread(lambda: json.loads((output.directory / RESULT_FILE).read_text()))
+    """Z* goes to qac_apply_outputs as bytes, the rest of the answer into the job's result: no 30 MB
+    of JSON is encoded here, nor parsed by every read (api/schemas/qac.py job_answer joins them)."""
+    smoothed = await asyncio.to_thread(np.load, output.directory / SMOOTHED_FILE, allow_pickle=False)
+    await qac_jobs.insert_output(conn, job.id, smoothed)
+    return output.value
 
 
 def job_types() -> dict[str, JobType]:

@@ -38,7 +38,7 @@ from api.schemas.qac import (
 )
 from db import jobs, qac_jobs, qac_models
 from genomics import qac
-from genomics.qac_runs import apply_model, fit_model
+from genomics.qac_runs import apply_json, apply_model, fit_model
 from workers import qac_jobs as job_kinds
 
 
@@ -89,9 +89,13 @@ def _fit(model_id, embedding, params):
 
 def _answer_apply(model, embedding) -> Response:
     try:
-        return answer(ApplyAnswer, apply_model(model, embedding))
+        result = apply_model(model, embedding)
     except qac.RowCountMismatch as exc:
         raise InvalidInput("/embedding", str(exc)) from None
+    # The shape is checked without its (up to 1.6 million) numbers, which are floats by construction:
+    # validating and dumping them in pydantic is one long GIL hold (see apply_json).
+    ApplyAnswer.model_validate({**result, "embedding_qac": []})
+    return Response(apply_json(result), media_type="application/json")
 
 
 def _check_row_count(model, embedding) -> None:
@@ -173,11 +177,14 @@ async def get_qac_job(request: Request) -> Response:
     job_id = model_uuid(text)
     if job_id is None:
         raise no_job(text)
+    smoothed = None
     async with borrow(request) as conn:
         row = await qac_jobs.get(conn, caller.institution_id, job_id)
+        if row is not None and row["type"] == job_kinds.APPLY and row["status"] == "succeeded":
+            smoothed = await qac_jobs.output(conn, job_id)
     if row is None:
         raise no_job(text)
-    return Response(job_answer(row), media_type="application/json")
+    return Response(await asyncio.to_thread(job_answer, row, smoothed), media_type="application/json")
 
 
 endpoints = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from api.body import validated
 from api.problems import InvalidInput
 from api.schemas.arrays import float64_rows, number_problem
 from api.schemas.common import Answer, Body, Seed, Whole
-from genomics.qac_runs import FitParams
+from genomics.qac_runs import FitParams, rows_json
 
 MAX_CELLS = 50_000
 MAX_DIMENSIONS = 2000
@@ -208,17 +209,24 @@ def job_json(row) -> dict[str, Any]:
         "status": status,
         "progress": row["progress"],
         "model_id": row["model_id"],
-        "result": None,  # spliced in by job_answer
+        "result": None,  # job_answer reads it
         "error": error,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
 
 
-def job_answer(row) -> bytes:
-    """The job as JSON, its stored result spliced in as the database's text, unparsed: an apply's is
-    the whole embedding (30 MB at 50,000 × 32), and parsing and re-serialising it would hold the GIL,
-    and with it the event loop, for most of a second. The result was made by the code that makes the
-    sync answers (genomics/qac_runs.py), which are validated against the same models."""
-    shape = QacJob.model_validate(job_json(row)).model_dump_json(exclude={"result"})
-    return f'{shape[:-1]},"result":{row["result_json"] or "null"}}}'.encode()
+def job_answer(row, smoothed: np.ndarray | None = None) -> bytes:
+    """The job as JSON. A succeeded apply's smoothed embedding is stored apart (db/qac_jobs.py) and
+    written in here a few hundred rows at a time (rows_json): at 50,000 × 32 it is 30 MB, which as
+    one parse or dump would hold the GIL, and with it the event loop, for most of a second."""
+    result = json.loads(row["result_json"]) if row["result_json"] is not None else None
+    apply_result = result is not None and row["type"] == "qac_apply"
+    if apply_result:
+        if smoothed is None:
+            raise RuntimeError(f"job {row['id']} succeeded but its smoothed embedding is missing")
+        result = {**result, "embedding_qac": []}
+    text = QacJob.model_validate({**job_json(row), "result": result}).model_dump_json()
+    if apply_result:
+        text = text.replace('"embedding_qac":[]', '"embedding_qac":' + rows_json(smoothed), 1)
+    return text.encode()
