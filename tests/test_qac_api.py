@@ -276,3 +276,23 @@ async def test_sync_false_has_no_cell_limit_below_the_request_bounds(client, ins
     assert_job_shape(job, "fit")
     done = await poll(client, institution, job["id"])
     assert done["status"] == "succeeded" and done["result"]["meta"]["n_cells"] == len(z)
+
+
+async def test_a_job_whose_maths_fails_answers_failed_with_the_reason(client, institution, pool, tmp_path, settings):
+    # The API refuses such a fit up front; a job submitted by other means still fails in plain words.
+    from db import jobs
+    from genomics.qac_runs import FitParams
+    from workers import qac_jobs
+
+    path = tmp_path / "input.npy"
+    qac_jobs.write_fit_input(path, np.zeros((3, 2)))
+    params = qac_jobs.fit_params_json(uuid.uuid4(), FitParams(k_nn=5), None)
+    async with pool.acquire() as conn, conn.transaction():
+        job = await jobs.submit(
+            conn, institution.id, qac_jobs.FIT, params, trace_id="test-qac-fail", max_attempts=1, input_file=path
+        )
+    done = await poll(client, institution, str(job["id"]))
+    assert done["status"] == "failed" and done["result"] is None
+    assert "k_nn must be at least 1 and less than the number of cells (3)" in done["error"]
+    missing = await client.get(f"/api/v1/quantum/qac/models/{params['model_id']}", headers=institution.headers)
+    assert_problem(missing, 404)
