@@ -18,7 +18,7 @@ from api.endpoint import routes
 from api.problems import EXCEPTION_HANDLERS
 from api.ratelimit import RateLimitMiddleware
 from api.request_metrics import RequestMeter
-from api.routes import audit_trail, collections, docs, genomics, health, jobs, metrics, usage, vectors
+from api.routes import audit_trail, collections, docs, genomics, health, jobs, metrics, qac, usage, vectors
 from api.routes.contract import openapi_endpoints
 from cli.startup import prepare
 from core.config import Settings
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         *vectors.endpoints,
         *genomics.endpoints,
         *jobs.endpoints,
+        *qac.endpoints,
         *docs.endpoints,
         *metrics.endpoints,
     ]

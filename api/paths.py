@@ -25,7 +25,14 @@ def audit_exempt(path: str) -> bool:
 
 
 # Requests that do heavy work inside the request get LONG_REQUEST_TIMEOUT instead of REQUEST_TIMEOUT.
-LONG_RUNNING_PATHS = frozenset({"/api/v1/genomics/compress", "/api/v1/genomics/vectors/build"})
+LONG_RUNNING_PATHS = frozenset(
+    {
+        "/api/v1/genomics/compress",
+        "/api/v1/genomics/vectors/build",
+        "/api/v1/quantum/qac/fit",  # sync: true computes here, and a job's body can be 30 MB to read and store
+        "/api/v1/quantum/qac/apply",
+    }
+)
 
 
 def long_running(path: str) -> bool:

@@ -43,6 +43,7 @@ class Settings:
     job_lease_seconds: float = 60.0
     job_max_attempts: int = 2
     run_job_worker: bool = True
+    qac_max_sync_cells: int = 5000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -203,7 +204,8 @@ ENV: tuple[EnvVar, ...] = (
         "LONG_REQUEST_TIMEOUT",
         "long_request_timeout",
         "seconds",
-        "Deadline of genomics compress and build requests: JSON builds compute in it, uploads arrive (default 300)",
+        "Deadline of the requests that compute inside: JSON genomics compress and build, QAC fit and apply; "
+        "an upload's arrival (default 300)",
     ),
     EnvVar("HEALTH_TIMEOUT", "health_timeout", "seconds", "Bound on the health check's database probe (default 1)"),
     EnvVar(
@@ -271,6 +273,12 @@ ENV: tuple[EnvVar, ...] = (
         "run_job_worker",
         "bool",
         "The web process also runs background jobs; false when a separate `python app.py worker` does (default true)",
+    ),
+    EnvVar(
+        "QAC_MAX_SYNC_CELLS",
+        "qac_max_sync_cells",
+        "int",
+        "Most cells a QAC fit or apply computes in the request (sync: true); more must be a job (default 5000)",
     ),
 )
 

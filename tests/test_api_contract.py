@@ -110,19 +110,23 @@ def _config(api_token: str, examples: int, **extra) -> schemathesis.Config:
     )
 
 
+QAC_EMBEDDING = [[0.1, 1.0], [0.2, 0.9], [3.0, 0.1], [2.9, 0.3], [-1.0, -1.0], [-1.2, -0.8]]
+
+
 @pytest.fixture(scope="module")
 def fuzz_resources(live_service, api_token, tmp_path_factory) -> dict[str, str]:
     """Per metric: a collection with SEED_VECTORS, its scratch copy and a doomed one; two genomics
-    projects built from the README's six cells; and a job (an upload build of the same cells,
-    waited for). Made before either run, so the random run's GET /collections and GET /jobs also
-    list real ones. Returns {"job": the job's id}."""
+    projects built from the README's six cells; a job (an upload build of the same cells, waited
+    for); and a QAC model fitted on six cells. Made before either run, so the random run's
+    GET /collections and GET /jobs also list real ones. Returns the job's and the model's ids."""
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {api_token}"
     api = f"{live_service}/api/v1"
 
-    def post(path: str, body: dict, status: int) -> None:
+    def post(path: str, body: dict, status: int) -> dict:
         response = http.post(api + path, json=body, timeout=30)
         assert response.status_code == status, f"POST {path}: {response.status_code} {response.text}"
+        return response.json()
 
     for metric, name in COLLECTIONS.items():
         for collection in (name, scratch(name), doomed(name)):
@@ -130,7 +134,9 @@ def fuzz_resources(live_service, api_token, tmp_path_factory) -> dict[str, str]:
             post(f"/collections/{collection}/vectors", {"items": SEED_VECTORS}, 200)
     for project in (PROJECT, REBUILT_PROJECT):
         post("/genomics/vectors/build", {**BUILD, "project_id": project}, 200)
-    return {"job": _upload_build_job(http, api, tmp_path_factory.mktemp("fuzz-upload") / "cells.h5ad")}
+    fitted = post("/quantum/qac/fit", {"embedding": QAC_EMBEDDING, "params": {"k_nn": 2}, "sync": True}, 200)
+    job = _upload_build_job(http, api, tmp_path_factory.mktemp("fuzz-upload") / "cells.h5ad")
+    return {"job": job, "qac_model": fitted["model_id"]}
 
 
 def _upload_build_job(http: requests.Session, api: str, path) -> str:
@@ -191,6 +197,12 @@ def _pinned_operations(target: str, resources: dict[str, str]) -> dict[str, dict
             "GET /api/v1/jobs/{id}": {"path.id": resources["job"]},
             "DELETE /api/v1/jobs/{id}": {"path.id": resources["job"]},
         }
+    if target == "qac":
+        model = resources["qac_model"]
+        return {
+            "GET /api/v1/quantum/qac/models/{model_id}": {"path.model_id": model},
+            "POST /api/v1/quantum/qac/apply": {"body.model_id": model},
+        }
     if target == "genomics":
         project = {"body.project_id": PROJECT, "body.gene_names[*]": {"dictionary": "genes", "probability": 0.7}}
         return {
@@ -224,7 +236,7 @@ def _pinned_operations(target: str, resources: dict[str, str]) -> dict[str, dict
     }
 
 
-PINNED_TARGETS = [*COLLECTIONS, "genomics", "jobs"]
+PINNED_TARGETS = [*COLLECTIONS, "genomics", "jobs", "qac"]
 
 
 @pytest.fixture(scope="module", params=PINNED_TARGETS)
@@ -279,6 +291,9 @@ VECTOR_FIELDS = {
 
 
 def _fit_vectors(case) -> None:
+    if case.operation.label == "POST /api/v1/quantum/qac/apply":
+        _fit_qac_embedding(case)
+        return
     """Give a positive case's vectors the length its collection or project wants (cut, or padded with
     non-zero numbers), and a project search exactly one of query_vector and gene_names. The document
     cannot say either rule, so a generated body seldom keeps them and the request stops at a 422
@@ -308,3 +323,17 @@ def _fit_vectors(case) -> None:
     elif isinstance(body.get(items), list):
         body = {**body, items: [fitted(item) for item in body[items]]}
     case.body = body
+
+
+def _fit_qac_embedding(case) -> None:
+    """Give a positive apply the fitted model's number of cells (each row cut or padded to the first
+    row's length), so that it reaches the smoothing rather than the row-count 422."""
+    body = case.body
+    if not isinstance(body, dict) or case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    rows = body.get("embedding")
+    if not isinstance(rows, list) or not rows or not isinstance(rows[0], list) or not rows[0]:
+        return
+    width = len(rows[0])
+    cells = [(list(rows[i % len(rows)]) + [0.5] * width)[:width] for i in range(len(QAC_EMBEDDING))]
+    case.body = {**body, "embedding": cells}

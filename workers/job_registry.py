@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from workers import build_job
+from workers import build_job, qac_jobs
 from workers.job_types import JobType
 
 
 def product_job_types() -> dict[str, JobType]:
-    return {build_job.NAME: JobType(build_job.NAME, "workers.build_job:run", build_job.finish)}
+    return {
+        build_job.NAME: JobType(build_job.NAME, "workers.build_job:run", build_job.finish),
+        **qac_jobs.job_types(),
+    }
