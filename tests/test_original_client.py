@@ -3,9 +3,11 @@ every answer validated against models mirroring the ones that client validates w
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 import pytest
 from pydantic import AfterValidator, BaseModel, StrictInt, StrictStr
 
@@ -123,6 +125,119 @@ async def test_errors_carry_a_string_detail_the_client_can_show(
     assert ClientError.model_validate_json(response.content).detail
 
 
-# QAC: the client's fit (sync, and async polled to succeeded), get_model and apply (sync and async)
-# calls go here, with models mirroring its shapes, once /api/v1/quantum/qac/{fit,apply,jobs/{id},
-# models/{id}} exist (branch `qac`).
+# QAC: the client's fit (sync, and async polled to succeeded), get_model and apply (sync and async).
+class ClientFitDone(BaseModel):
+    status: StrictStr
+    model_id: StrictStr
+    meta: dict[str, Any]
+
+
+class ClientJob(BaseModel):
+    id: StrictStr
+    type: StrictStr
+    status: StrictStr
+    progress: float
+    model_id: StrictStr | None = None
+    result: dict[str, Any] | None = None
+    error: StrictStr | dict[str, Any] | None = None
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+class ClientQacMetrics(BaseModel):
+    psi_fidelity: float
+    coherence_gain: float
+
+
+class ClientApplied(BaseModel):
+    status: StrictStr
+    model_id: StrictStr
+    embedding_qac: list[list[float]]
+    metrics: ClientQacMetrics
+    n_cells: StrictInt
+    engine_used: StrictStr
+    fallback_reason: StrictStr | None = None
+
+
+class ClientModel(BaseModel):
+    model_id: StrictStr
+    n_cells: StrictInt
+    k_nn: StrictInt
+    weight: StrictStr
+    reinforce_rate: float
+    layers: StrictInt
+    beta: float
+    lambda_entropy: float
+    created_at: IsoTime
+    version: StrictStr | StrictInt
+    engine: StrictStr
+
+
+def noisy_clusters(per: int = 10, dims: int = 4) -> list[list[float]]:
+    rng = np.random.default_rng(7)
+    centres = rng.normal(0, 5, size=(3, dims))
+    return [(centre + rng.normal(0, 1, dims)).tolist() for centre in centres for _ in range(per)]
+
+
+async def poll_job(client, institution, job_id: str) -> ClientJob:
+    """The client's wait loop on GET /api/v1/quantum/qac/jobs/{id}; bounded only to catch a hang."""
+    for _ in range(600):
+        response = await client.get(f"/api/v1/quantum/qac/jobs/{job_id}", headers=institution.headers)
+        assert response.status_code == 200, response.text
+        job = ClientJob.model_validate_json(response.content)
+        if job.status in ("succeeded", "failed"):
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not end")
+
+
+async def test_qac_fit_get_model_and_apply_as_the_client_calls_them(client, institution):
+    z = noisy_clusters()
+    params = {"k_nn": 5, "weight": "gaussian", "beta": 0.7, "lambda_entropy": 0.05, "engine": "real_qac"}
+    fit = await client.post(
+        "/api/v1/quantum/qac/fit", headers=institution.headers, json={"embedding": z, "params": params, "sync": True}
+    )
+    assert fit.status_code == 200, fit.text
+    fitted = ClientFitDone.model_validate_json(fit.content)
+    assert fitted.status == "succeeded"
+
+    got = await client.get(f"/api/v1/quantum/qac/models/{fitted.model_id}", headers=institution.headers)
+    assert got.status_code == 200, got.text
+    model = ClientModel.model_validate_json(got.content)
+    assert (model.model_id, model.n_cells, model.k_nn, model.weight) == (fitted.model_id, len(z), 5, "gaussian")
+
+    apply = await client.post(
+        "/api/v1/quantum/qac/apply",
+        headers=institution.headers,
+        json={"model_id": fitted.model_id, "embedding": z, "sync": True},
+    )
+    assert apply.status_code == 200, apply.text
+    applied = ClientApplied.model_validate_json(apply.content)
+    assert applied.n_cells == len(z) and len(applied.embedding_qac) == len(z)
+    assert applied.engine_used == "laplace" and applied.fallback_reason == "real_qac is not available in this service"
+    assert 0 < applied.metrics.psi_fidelity <= 1 and applied.metrics.coherence_gain > 0
+
+
+async def test_qac_fit_and_apply_as_jobs_polled_to_succeeded(client, institution):
+    z = noisy_clusters()
+    submitted = await client.post(
+        "/api/v1/quantum/qac/fit", headers=institution.headers, json={"embedding": z, "params": {"k_nn": 4}}
+    )
+    assert submitted.status_code == 200, submitted.text
+    job = ClientJob.model_validate_json(submitted.content)
+    assert job.type == "fit" and job.status in ("queued", "running")
+    done = await poll_job(client, institution, job.id)
+    assert done.status == "succeeded", done
+    fitted = ClientFitDone.model_validate(done.result)
+    assert fitted.model_id == job.model_id
+
+    submitted = await client.post(
+        "/api/v1/quantum/qac/apply", headers=institution.headers, json={"model_id": fitted.model_id, "embedding": z}
+    )
+    assert submitted.status_code == 200, submitted.text
+    job = ClientJob.model_validate_json(submitted.content)
+    assert job.type == "apply"
+    done = await poll_job(client, institution, job.id)
+    assert done.status == "succeeded", done
+    applied = ClientApplied.model_validate(done.result)
+    assert applied.model_id == fitted.model_id and len(applied.embedding_qac) == len(z)
