@@ -55,8 +55,16 @@ log = logging.getLogger(__name__)
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int):
-        super().__init__(413, f"request body exceeds the limit of {limit} bytes")
+    def __init__(self, detail: str):
+        super().__init__(413, detail)
+
+
+def too_large(scope: Scope, limit: int, upload: bool) -> str:
+    """The 413's detail; a JSON body to a path that also takes uploads is told to upload instead."""
+    detail = f"request body exceeds the limit of {limit} bytes"
+    if upload_path(scope["path"]) and not upload:
+        detail += "; send a larger matrix as a multipart/form-data .h5ad upload (field `file`) to this path"
+    return detail
 
 
 class AuditMiddleware:
@@ -94,7 +102,8 @@ class _Exchange:
 
     def __init__(self, middleware: AuditMiddleware, scope: Scope, receive: Receive, send: Send):
         self.app = middleware.app
-        self.limit = middleware.max_upload_bytes if _is_upload(scope) else middleware.max_body_bytes
+        self.upload = _is_upload(scope)
+        self.limit = middleware.max_upload_bytes if self.upload else middleware.max_body_bytes
         self.scope = scope
         self.receive_raw = receive
         self.send_raw = send
@@ -129,7 +138,7 @@ class _Exchange:
         try:
             declared = content_length(self.scope["headers"])
             if declared is not None and declared > self.limit:
-                await self._answer_problem(413, f"request body exceeds the limit of {self.limit} bytes")
+                await self._answer_problem(413, too_large(self.scope, self.limit, self.upload))
                 return
             try:
                 if self.exempt:  # the health paths bound themselves (HEALTH_TIMEOUT) and never wait on the audit
@@ -176,7 +185,7 @@ class _Exchange:
                 self.digest = hashlib.sha256()
             self.request_bytes += len(chunk)
             if self.request_bytes > self.limit:
-                raise BodyTooLarge(self.limit)
+                raise BodyTooLarge(too_large(self.scope, self.limit, self.upload))
             if chunk:
                 self.digest.update(chunk)
         elif message["type"] == "http.disconnect":

@@ -267,6 +267,8 @@ async def test_uploads_are_capped_by_max_upload_bytes_not_max_body_bytes(
     assert await left_in(upload_dir) == []
     json_body = await small_limits.post(BUILD, headers=institution.headers, content=b"[" + b"0," * 3000 + b"0]")
     assert json_body.status_code == 413
+    assert "multipart/form-data .h5ad upload" in json_body.json()["detail"]  # where a larger matrix goes
+    assert "upload" not in big.json()["detail"]  # an upload over its own limit is not told to upload
 
 
 def test_the_document_offers_json_or_a_multipart_upload_with_a_binary_file():
