@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from api.audit import AuditMiddleware
 from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
 from api.endpoint import routes
+from api.job_registry import product_job_types
 from api.problems import EXCEPTION_HANDLERS
 from api.ratelimit import RateLimitMiddleware
 from api.request_metrics import RequestMeter
@@ -27,7 +28,6 @@ from core.ttl_cache import TTLCache
 from db.pool import close, create_pool
 from workers.audit_writer import AuditWriter
 from workers.index_maintainer import IndexMaintainer
-from workers.job_registry import product_job_types
 from workers.job_runner import JobRunner
 from workers.quota_batcher import QuotaBatcher
 

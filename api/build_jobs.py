@@ -15,6 +15,7 @@ import h5py
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api import build_job_type as build_job
 from api.audited_write import audited_write
 from api.caller import caller_of
 from api.endpoint import answer
@@ -24,7 +25,6 @@ from api.schemas.jobs import JobInfo
 from api.upload import Upload, receive_upload
 from db import jobs
 from db.pool import lend
-from workers import build_job
 
 ACTIVE_BUILD_INDEX = "jobs_one_active_per_project"
 

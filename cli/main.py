@@ -93,8 +93,8 @@ def main(argv: list[str], create_app: Callable) -> int:
         if args.command in (None, "serve"):
             return serve(settings, create_app)
         if args.command == "worker":
+            from api.job_registry import product_job_types
             from cli.worker import run_worker
-            from workers.job_registry import product_job_types
 
             return asyncio.run(run_worker(settings, product_job_types()))
         if args.command == "migrate":

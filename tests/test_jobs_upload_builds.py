@@ -13,11 +13,11 @@ import pytest_asyncio
 import scipy.sparse as sp
 from asgi_lifespan import LifespanManager
 
+from api.job_registry import product_job_types
 from tests.conftest import TEST_CLIENT, make_institution
 from tests.job_kinds import temp_dirs_of, wait_for
 from tests.test_genomics_api import dataset, new_project
 from tests.test_genomics_upload_api import h5ad_of, stored, upload
-from workers.job_registry import product_job_types
 from workers.job_runner import JobRunner
 
 

@@ -280,9 +280,9 @@ async def test_sync_false_has_no_cell_limit_below_the_request_bounds(client, ins
 
 async def test_a_job_whose_maths_fails_answers_failed_with_the_reason(client, institution, pool, tmp_path, settings):
     # The API refuses such a fit up front; a job submitted by other means still fails in plain words.
+    from api import qac_job_types as qac_jobs
     from db import jobs
     from genomics.qac_runs import FitParams
-    from workers import qac_jobs
 
     path = tmp_path / "input.npy"
     qac_jobs.write_fit_input(path, np.zeros((3, 2)))

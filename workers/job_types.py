@@ -1,5 +1,5 @@
 """What a job type is: a pure child-side function run in its own process, and a parent-side finish
-that stores its output in the database (the product's types: workers/job_registry.py)."""
+that stores its output in the database (the product's types: api/job_registry.py)."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api import qac_job_types as job_kinds
 from api.audited_write import audited_write
 from api.body import check_json_request, parse_json
 from api.caller import caller_of
@@ -39,7 +40,6 @@ from api.schemas.qac import (
 from db import jobs, qac_jobs, qac_models
 from genomics import qac
 from genomics.qac_runs import apply_json, apply_model, fit_model
-from workers import qac_jobs as job_kinds
 
 
 def no_model(model_id: str) -> Problem:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from workers import build_job, qac_jobs
+from api import build_job_type as build_job
+from api import qac_job_types as qac_jobs
 from workers.job_types import JobType
 
 
 def product_job_types() -> dict[str, JobType]:
     return {
-        build_job.NAME: JobType(build_job.NAME, "workers.build_job:run", build_job.finish),
+        build_job.NAME: JobType(build_job.NAME, "api.build_job_type:run", build_job.finish),
         **qac_jobs.job_types(),
     }

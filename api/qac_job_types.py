@@ -117,6 +117,6 @@ async def store_apply(conn: asyncpg.Connection, job: ClaimedJob, output: JobOutp
 
 def job_types() -> dict[str, JobType]:
     return {
-        FIT: JobType(FIT, "workers.qac_jobs:fit_child", store_fit),
-        APPLY: JobType(APPLY, "workers.qac_jobs:apply_child", store_apply),
+        FIT: JobType(FIT, "api.qac_job_types:fit_child", store_fit),
+        APPLY: JobType(APPLY, "api.qac_job_types:apply_child", store_apply),
     }
