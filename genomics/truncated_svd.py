@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, svds
 
-from genomics.pca import Compression, CompressionParams, MatrixError, choose_k, finish, signed
+from genomics.compression import Compression, CompressionParams, MatrixError, choose_k, finish, signed
 from genomics.sparse_stats import column_means, squared_norm
 
 SOLVERS = ("randomized", "arpack", "propack")
