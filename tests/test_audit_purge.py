@@ -90,13 +90,14 @@ async def test_a_delete_just_after_the_checkpoint_is_detected(conn):
 async def test_rows_from_before_the_chain_are_reported_and_purged_without_moving_the_start(server_url):
     url = pg.create_database(server_url, prefix="don_chain")
     migrations.apply(url)
-    migrations.rollback(url)  # a database as it was before 0007, with rows in it
+    later = [m for m in migrations.on_disk() if m >= "0007"]
+    assert migrations.rollback(url, count=len(later))[-1] == "0007.audit-chain"  # as it was before 0007
     async with connect(url) as conn:
         await conn.execute(
             "INSERT INTO audit_logs (occurred_at, institution, action, trace_id) "
             "SELECT now() - interval '100 days', 'legacy', 'GET /', 'legacy-' || n FROM generate_series(1, 3) n"
         )
-    assert migrations.apply(url) == ["0007.audit-chain"]
+    assert migrations.apply(url) == later
     async with connect(url) as conn:
         start = await checkpoint(conn)
         assert (start["reason"], start["through_id"]) == ("chain start", 3)
