@@ -171,6 +171,10 @@ class _Exchange:
                 await self._finish_after_crash()
         finally:
             trace_id_var.reset(token)
+            # The scope and this exchange refer to each other: without the break, every request's
+            # objects (the server's cycle, its coroutines, the scope) waited for the cyclic GC,
+            # which then freed about 1,200 requests' worth per young collection.
+            self.scope.pop("audit_exchange", None)
             meter = self.scope.get("state", {}).get("request_meter")
             if meter is not None:
                 # Nothing sent, or sent to a client already gone: the client got no (whole) answer.

@@ -12,7 +12,9 @@ from db import sql
 INSERT_AUDIT_ROWS = sql.statement("insert_audit_rows")
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, a cost paid
+# by every request's row; nothing assigns to a row once built (a changed row is a new one, replace()).
+@dataclass(slots=True)
 class AuditRow:
     """One row of audit_logs, as the middleware builds it."""
 

@@ -255,3 +255,26 @@ async def test_control_characters_in_the_path_are_audited_not_refused(audited, p
     [row] = await audit_rows(pool, trace_id)
     assert "\x00" not in row["metadata"]["endpoint"] and "\n" not in row["action"]
     assert row["metadata"]["endpoint"] == row["resource_id"]
+
+
+async def test_a_served_request_leaves_no_cycle_for_the_garbage_collector(audited, pool, trace_id):
+    # The scope and the request's exchange referred to each other, so every request's objects
+    # waited for the cyclic GC (about 10 ms per young collection under load); freed by reference
+    # counting, none of them is left once the GC is off.
+    import gc
+
+    from api.audit import _Exchange
+
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(3):
+            assert (
+                await audited.get("/api/v1/health/live", headers={"X-Request-ID": f"{trace_id}-{n}"})
+            ).status_code == 200
+            assert (await audited.post("/echo", content=b'{"a": 1}')).status_code == 200
+        left = [o for o in gc.get_objects() if isinstance(o, _Exchange)]
+    finally:
+        gc.enable()
+    assert left == []
+    assert len(await audit_rows(pool, f"{trace_id}-2", wait=5)) == 1

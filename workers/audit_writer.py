@@ -132,39 +132,51 @@ class AuditWriter:
 
     async def _flush_all(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max :]
-            # The task's own context: its log lines carry the batch's id, never a request's.
-            trace_id_var.set(f"audit-batch-{next(self._batches)}")
-            await self._write_batch(batch)
+            await self._write_batches(self._take(), keep_going=True)
 
-    async def _write_batch(self, batch: list[_Pending]) -> None:
+    def _take(self) -> list[_Pending]:
+        batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max :]
+        # The task's own context: its log lines carry the batch's id, never a request's.
+        trace_id_var.set(f"audit-batch-{next(self._batches)}")
+        return batch
+
+    async def _write_batches(self, batch: list[_Pending], keep_going: bool = False) -> None:
+        """Write `batch`; with `keep_going`, then each batch that queued meanwhile on the same connection
+        while they commit: one acquire and one connection reset (a round trip) per burst, not per batch."""
         try:
             async with lend(self._pool, self._acquire_timeout) as conn:
-                batch = await self._without_rows_already_there(conn, batch)
-                if not batch:
-                    return
-                try:
-                    async with asyncio.timeout(STATEMENT_TIMEOUT):
-                        sent = time.perf_counter()
-                        await insert_rows(conn, [item.row for item in batch])
-                        round_trip = time.perf_counter() - sent
-                except UNAVAILABLE_ERRORS as exc:
-                    # Sent, but no answer came back: the commit may have happened. Find out.
-                    await self._resolve(batch, exc)
-                    return
+                while await self._write_on(conn, batch) and keep_going and self._queue:
+                    batch = self._take()
         except UNAVAILABLE_ERRORS as exc:
-            self._fail(batch, exc, retry=True)  # never sent (no connection), or the ambiguity was resolved above
+            self._fail(batch, exc, retry=True)  # never sent (no connection), or the ambiguity was resolved
         except (asyncpg.PostgresError, ValueError, TypeError) as exc:
             if len(batch) == 1:
                 self._fail(batch, exc)
                 return
             # One bad row must not cost its neighbours their rows: write them one by one.
             for item in batch:
-                await self._write_batch([item])
-        else:
-            self._succeed(batch)
-            if self._metrics is not None:
-                self._metrics.observe_audit_batch(len(batch), round_trip)
+                await self._write_batches([item])
+
+    async def _write_on(self, conn: asyncpg.Connection, batch: list[_Pending]) -> bool:
+        """One batch on `conn`: True once committed (or nothing was left to write), False when its
+        outcome had to be looked up (the connection is not fit for another batch); raises otherwise."""
+        batch[:] = await self._without_rows_already_there(conn, batch)  # in place: the caller fails what is left
+        if not batch:
+            return True
+        try:
+            async with asyncio.timeout(STATEMENT_TIMEOUT):
+                sent = time.perf_counter()
+                await insert_rows(conn, [item.row for item in batch])
+                round_trip = time.perf_counter() - sent
+        except UNAVAILABLE_ERRORS as exc:
+            # Sent, but no answer came back: the commit may have happened. Find out.
+            await self._resolve(batch, exc)
+            return False
+        # Committed (the statement is its own transaction): its requests answer now.
+        self._succeed(batch)
+        if self._metrics is not None:
+            self._metrics.observe_audit_batch(len(batch), round_trip)
+        return True
 
     async def _resolve(self, batch: list[_Pending], cause: BaseException) -> None:
         keys = [(item.row.trace_id, item.row.occurred_at) for item in batch]

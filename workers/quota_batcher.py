@@ -101,29 +101,39 @@ class QuotaBatcher:
 
     async def _flush_all(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max :]
-            # The task's own context: its log lines carry the batch's id, never a request's.
-            trace_id_var.set(f"quota-batch-{next(self._batch_ids)}")
-            await self._count(batch)
+            await self._count(self._take())
 
-    async def _count(self, batch: list[_Pending]) -> None:
+    def _take(self) -> dict[int, list[_Pending]]:
+        """The next batch, by institution (arrival order is kept within each institution's list)."""
+        batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max :]
+        # The task's own context: its log lines carry the batch's id, never a request's.
+        trace_id_var.set(f"quota-batch-{next(self._batch_ids)}")
         groups: dict[int, list[_Pending]] = {}
-        for item in batch:  # arrival order is kept within each institution's list
+        for item in batch:
             groups.setdefault(item.institution_id, []).append(item)
+        return groups
+
+    async def _count(self, groups: dict[int, list[_Pending]]) -> None:
+        """Count `groups`, then each batch that queued meanwhile, on one connection: one acquire and one
+        connection reset (a round trip) per burst of batches, not per batch."""
         try:
             async with lend(self._pool, self._acquire_timeout) as conn:
-                for _ in range(ROUNDS):
-                    if not groups:
+                while True:
+                    for _ in range(ROUNDS):
+                        if not groups:
+                            break
+                        groups = await self._count_round(conn, groups)
+                    if groups:
+                        raise DatabaseUnavailable("the quota window kept changing under concurrent instances")
+                    if not self._queue:
                         return
-                    groups = await self._count_round(conn, groups)
-            if groups:
-                raise DatabaseUnavailable("the quota window kept changing under concurrent instances")
+                    groups = self._take()
         except UNAVAILABLE_ERRORS as exc:
             # No connection (nothing sent), a lost answer (QuotaUnknown), or a window that would not settle.
             _fail(groups, exc)
         except asyncpg.PostgresError as exc:
             # The database refused the statement: it rolled back, nothing was counted.
-            log.error("QUOTA_COUNT_FAILED requests=%d: %s: %s", len(batch), type(exc).__name__, exc)
+            log.error("QUOTA_COUNT_FAILED requests=%d: %s: %s", _size(groups), type(exc).__name__, exc)
             _fail(groups, DatabaseUnavailable("the quota could not be counted"))
 
     async def _count_round(
@@ -191,6 +201,10 @@ def _fail(groups: dict[int, list[_Pending]], exc: BaseException) -> None:
         for item in group:
             if not item.future.done():
                 item.future.set_exception(kind(detail, cause))
+
+
+def _size(groups: dict[int, list[_Pending]]) -> int:
+    return sum(len(group) for group in groups.values())
 
 
 def _retrieve(future: asyncio.Future) -> None:
