@@ -152,7 +152,7 @@ def test_during_a_blackhole_the_live_check_answers_within_1s(proxied_database):
                 stop.set()
                 busy.result(timeout=3 * CLIENT_TIMEOUT)
             slow = [str(a) for a in answers if a.status != 200 or a.seconds > 1.0]
-            assert not slow, f"live answers during a blackhole: {slow}"
+            assert not slow, f"live answers during a blackhole: {slow}; the service said:\n{service.log()[-4000:]}"
         finally:
             stop.set()
             proxy.restore()
