@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,6 +11,9 @@ import asyncpg
 from db import sql
 
 INSERT_AUDIT_ROWS = sql.statement("insert_audit_rows")
+# allow_nan=False: a NaN in metadata is refused here, as the jsonb codec refused it (ValueError: the
+# writer then retries the batch row by row, so one bad row costs only itself).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 # Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, a cost paid
@@ -47,8 +51,28 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[AuditRow]) -> None:
 
     The chaining happens in the database (audit_append, migration 0007), under the chain head's
     lock, so rows from every instance form one chain in id order."""
-    columns = [[getattr(row, name) for row in rows] for name in COLUMNS]
-    await sql.fetchval(conn, INSERT_AUDIT_ROWS, *columns)
+    await sql.fetchval(conn, INSERT_AUDIT_ROWS, batch_json(rows))
+
+
+def batch_json(rows: list[AuditRow]) -> str:
+    """The batch as one JSON array of row objects (sql/insert_audit_rows.sql unpacks it). Times are
+    ISO 8601 with their offset, so the database reads back the same instant to the microsecond."""
+    return _ENCODER.encode(
+        [
+            {
+                "occurred_at": row.occurred_at.isoformat(),
+                "institution": row.institution,
+                "action": row.action,
+                "trace_id": row.trace_id,
+                "resource_type": row.resource_type,
+                "resource_id": row.resource_id,
+                "ip_address": row.ip_address,
+                "user_agent": row.user_agent,
+                "metadata": row.metadata,
+            }
+            for row in rows
+        ]
+    )
 
 
 class AuditWriteFailed(RuntimeError):

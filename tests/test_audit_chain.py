@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import ipaddress
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -62,6 +62,28 @@ async def test_each_row_stores_the_documented_hash_whatever_the_session_time_zon
     assert bytes(stored[1]["row_hash"]) == documented_hash(
         bytes(stored[0]["row_hash"]), stored[1]["id"], second, stored[1]["m"]
     )
+
+
+async def test_a_batch_is_stored_exactly_as_built_whatever_its_text(conn):
+    # The batch travels as one JSON text (db/audit.batch_json): quotes, backslashes, non-ASCII text,
+    # NULLs, microseconds and time zones must come back exactly as the rows held them, in batch order.
+    when = datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-7)))
+    rows = [
+        row(1, occurred_at=when, user_agent='say "hi" \\ ünï \u2603 😀', ip_address=None),
+        row(2, resource_type=None, resource_id=None, metadata={"q": 'a"b', "deep": [{"x": None}], "f": 0.1}),
+        row(3, institution="é-lab", action="POST /api/v1/collections/{n}", ip_address="2001:db8::1"),
+    ]
+    await insert_rows(conn, rows)
+    stored = await conn.fetch(
+        "SELECT occurred_at, institution, action, trace_id, resource_type, resource_id, host(ip_address) AS ip, "
+        "user_agent, metadata FROM audit_logs ORDER BY id"
+    )
+    for built, got in zip(rows, stored, strict=True):
+        assert got["occurred_at"] == built.occurred_at
+        assert (got["institution"], got["action"], got["trace_id"]) == (built.institution, built.action, built.trace_id)
+        assert (got["resource_type"], got["resource_id"]) == (built.resource_type, built.resource_id)
+        assert (got["ip"], got["user_agent"], got["metadata"]) == (built.ip_address, built.user_agent, built.metadata)
+    assert (await audit_chain.verify(conn)).intact
 
 
 async def test_an_intact_trail_verifies_across_chunks_and_id_gaps(conn):
