@@ -168,7 +168,7 @@ def test_during_a_blackhole_health_answers_503_within_2s(proxied_database):
             for _ in range(3):  # the first probe's stuck connection must not stall the next ones
                 answers.append(ask(client, HEALTH_PATH))
             late = [str(a) for a in answers if a.status != 503 or a.seconds > 2.0]
-            assert not late, f"health during a blackhole: {late}"
+            assert not late, f"health during a blackhole: {late}; the service said:\n{service.log()[-4000:]}"
         finally:
             proxy.restore()
 
