@@ -170,19 +170,22 @@ async def test_pages_are_newest_first_and_follow_the_cursor(jobs_pool):
 
 
 @pytest.mark.parametrize(
-    "change, constraint",
+    "statement, constraint",
     [
-        ("status = 'running'", "jobs_lease_iff_running"),
-        ("status = 'succeeded', finished_at = now(), started_at = now()", "jobs_result_iff_succeeded"),
-        ("status = 'failed', finished_at = now()", "jobs_error_iff_failed"),
-        ("status = 'cancelled'", "jobs_finished_iff_ended"),
-        ("progress = 1.5", "jobs_progress_check"),
-        ("attempts = 3", "jobs_attempts_bounded"),
+        ("UPDATE jobs SET status = 'running' WHERE id = $1", "jobs_lease_iff_running"),
+        (
+            "UPDATE jobs SET status = 'succeeded', finished_at = now(), started_at = now() WHERE id = $1",
+            "jobs_result_iff_succeeded",
+        ),
+        ("UPDATE jobs SET status = 'failed', finished_at = now() WHERE id = $1", "jobs_error_iff_failed"),
+        ("UPDATE jobs SET status = 'cancelled' WHERE id = $1", "jobs_finished_iff_ended"),
+        ("UPDATE jobs SET progress = 1.5 WHERE id = $1", "jobs_progress_check"),
+        ("UPDATE jobs SET attempts = 3 WHERE id = $1", "jobs_attempts_bounded"),
     ],
 )
-async def test_the_schema_refuses_impossible_job_states(jobs_pool, change, constraint):
+async def test_the_schema_refuses_impossible_job_states(jobs_pool, statement, constraint):
     institution = await make_institution(jobs_pool)
     job_id = await submit(jobs_pool, institution.id)
     with pytest.raises(asyncpg.CheckViolationError) as raised:
-        await jobs_pool.execute(f"UPDATE jobs SET {change} WHERE id = $1", job_id)
+        await jobs_pool.execute(statement, job_id)
     assert raised.value.constraint_name == constraint

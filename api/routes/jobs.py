@@ -14,13 +14,10 @@ from api.body import validated_query
 from api.caller import caller_of
 from api.endpoint import Endpoint, answer
 from api.problems import Problem
-from api.schemas.jobs import JobInfo, JobPage, JobsQuery, decode_cursor, encode_cursor, parse_job_id
+from api.routes.collections import borrow
+from api.schemas.common import path_uuid
+from api.schemas.jobs import JobInfo, JobPage, JobsQuery, decode_cursor, encode_cursor
 from db import jobs
-from db.pool import lend
-
-
-def _borrow(request: Request):
-    return lend(request.state.pool, request.state.settings.acquire_timeout)
 
 
 def _not_found(raw: str) -> Problem:
@@ -31,7 +28,7 @@ async def list_jobs(request: Request) -> Response:
     caller = caller_of(request)
     query = validated_query(JobsQuery, request.query_params)
     cursor = decode_cursor(query.cursor) if query.cursor is not None else None
-    async with _borrow(request) as conn:
+    async with borrow(request) as conn:
         rows = await jobs.page(conn, caller.institution_id, cursor, query.limit + 1)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -48,10 +45,10 @@ async def list_jobs(request: Request) -> Response:
 async def get_job(request: Request) -> Response:
     caller = caller_of(request)
     raw = request.path_params["id"]
-    job_id = parse_job_id(raw)
+    job_id = path_uuid(raw)
     if job_id is None:
         raise _not_found(raw)
-    async with _borrow(request) as conn:
+    async with borrow(request) as conn:
         job = await jobs.get(conn, caller.institution_id, job_id)
     if job is None:
         raise _not_found(raw)
@@ -61,10 +58,10 @@ async def get_job(request: Request) -> Response:
 async def cancel_job(request: Request) -> Response:
     caller = caller_of(request)
     raw = request.path_params["id"]
-    job_id = parse_job_id(raw)
+    job_id = path_uuid(raw)
     if job_id is None:
         raise _not_found(raw)
-    async with _borrow(request) as conn:
+    async with borrow(request) as conn:
         async with audited_write(request, conn) as audit:
             job = await jobs.request_cancel(conn, caller.institution_id, job_id)
             if job is None:

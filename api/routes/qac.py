@@ -25,6 +25,7 @@ from api.caller import caller_of
 from api.endpoint import Endpoint, answer
 from api.problems import InvalidInput, Problem
 from api.routes.collections import borrow
+from api.schemas.common import path_uuid
 from api.schemas.qac import (
     ApplyAnswer,
     ApplyRequest,
@@ -33,7 +34,6 @@ from api.schemas.qac import (
     QacJob,
     QacModel,
     job_answer,
-    model_uuid,
     parse_apply,
     parse_fit,
 )
@@ -156,7 +156,7 @@ async def qac_apply(request: Request) -> Response:
 async def get_qac_model(request: Request) -> Response:
     caller = caller_of(request)
     text = request.path_params["model_id"]
-    model_id = model_uuid(text)
+    model_id = path_uuid(text)
     if model_id is None:
         raise no_model(text)
     async with borrow(request) as conn:
@@ -174,7 +174,7 @@ def no_job(job_id: str) -> Problem:
 async def get_qac_job(request: Request) -> Response:
     caller = caller_of(request)
     text = request.path_params["job_id"]
-    job_id = model_uuid(text)
+    job_id = path_uuid(text)
     if job_id is None:
         raise no_job(text)
     smoothed = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -186,3 +188,12 @@ class ProblemDetails(Answer):
     detail: str = Field(description="What went wrong, for a person")
     trace_id: str | None = Field(description="Quote it when reporting a problem; also in X-Trace-ID")
     errors: list[ProblemItem] | None = Field(None, description="For bad input: each offending field or parameter")
+
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+
+
+def path_uuid(text: str) -> uuid.UUID | None:
+    """A job's or model's id from a path, or None when it cannot name one (answered 404)."""
+    return uuid.UUID(text) if _UUID.fullmatch(text) else None

@@ -61,15 +61,6 @@ def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
     return created_at.astimezone(UTC), job_id
 
 
-def parse_job_id(raw: str) -> uuid.UUID | None:
-    """The job id in a path, or None when it is not a UUID in its canonical text form (answered 404)."""
-    try:
-        job_id = uuid.UUID(raw)
-    except ValueError:
-        return None
-    return job_id if str(job_id) == raw.lower() else None
-
-
 class JobInfo(Answer):
     id: uuid.UUID = Field(description="The job's id; GET /api/v1/jobs/{id} follows it")
     type: JobType = Field(description="What the job does: build (a genomics build from an upload), qac_fit, qac_apply")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,14 +14,12 @@ from pydantic import Field, RootModel, SkipValidation
 from api.body import validated
 from api.problems import InvalidInput
 from api.schemas.arrays import float64_rows, number_problem
-from api.schemas.common import Answer, Body, Seed, Whole
+from api.schemas.common import UUID_PATTERN, Answer, Body, Seed, Whole
 from genomics.qac_runs import FitParams, rows_json
 
 MAX_CELLS = 50_000
 MAX_DIMENSIONS = 2000
 MAX_VALUES = 5_000_000  # cells × dimensions: 50,000 × 100
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_UUID = re.compile(UUID_PATTERN)
 Embedding = Annotated[
     SkipValidation[list[list[float]]],  # checked by the NumPy fast path (api/schemas/arrays.py)
     Field(description=f"Cells × dimensions, finite numbers; at most {MAX_CELLS} cells and {MAX_VALUES} values"),
@@ -122,11 +119,6 @@ class QacJob(Answer):
     error: str | None = Field(description="Why the job failed")
     created_at: datetime = Field(description="When it was submitted (UTC)")
     updated_at: datetime = Field(description="When it last changed (UTC)")
-
-
-def model_uuid(text: str) -> uuid.UUID | None:
-    """A model id as a UUID, or None when it cannot name any model."""
-    return uuid.UUID(text) if _UUID.fullmatch(text) else None
 
 
 def embedding_array(rows: Any, pointer: str = "/embedding") -> np.ndarray:
