@@ -45,6 +45,7 @@ from api.trace import trace_id_from
 from core.logs import trace_id_var
 from db.audit import AuditWriteFailed
 from workers.audit_writer import LateRow
+from workers.timer_wheel import Deadline
 
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request before the response"
 AUDIT_RESERVE = 0.5  # seconds of the deadline kept for the audit write
@@ -114,7 +115,7 @@ class _Exchange:
         self.timeout = middleware.long_request_timeout if long_running(scope["path"]) else middleware.request_timeout
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + self.timeout
-        self.watchdog: asyncio.Timeout | None = None
+        self.watchdog: Deadline | None = None
         self.digest = None  # made with the first body byte: most requests (every GET) have none
         self.request_bytes = 0
         self.response_bytes = 0
@@ -144,7 +145,7 @@ class _Exchange:
                 if self.exempt:  # the health paths bound themselves (HEALTH_TIMEOUT) and never wait on the audit
                     await self.app(self.scope, self.receive, self.send)
                 else:
-                    async with asyncio.timeout_at(self.deadline - AUDIT_RESERVE) as self.watchdog:
+                    async with Deadline(self.deadline - AUDIT_RESERVE) as self.watchdog:
                         await self.app(self.scope, self.receive, self.send)
             except ClientDisconnect:
                 # The client went away mid-body: not a server error, nothing left to answer.
@@ -294,7 +295,7 @@ class _Exchange:
 
     def _stop_watchdog(self) -> None:
         if self.watchdog is not None and not self.watchdog.expired():
-            self.watchdog.reschedule(None)
+            self.watchdog.stop()
 
     async def _release_start(self) -> None:
         if self.held_start is not None:

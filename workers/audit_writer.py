@@ -24,6 +24,7 @@ from core.metrics import ServiceMetrics
 from db.audit import AuditRow, AuditWriteFailed, insert_rows
 from db.audit_lookup import committed
 from db.pool import UNAVAILABLE_ERRORS, lend
+from workers import timer_wheel
 
 log = logging.getLogger(__name__)
 LOOKUP_TIMEOUT = 1.0  # seconds for one look-up of an ambiguous batch on a fresh connection
@@ -74,14 +75,12 @@ class AuditWriter:
         caller must then answer with that status. A row already sent is waited for until its batch
         is resolved. A cancelled caller (client gone, shutdown) leaves its row to be written."""
         item = self._enqueue(row)
-        # One timer that settles a late row, instead of wait_for around a shield: those cost two extra
-        # futures, their callbacks and a timer per request on the hot path. A cancelled caller cancels
-        # only its own future; its row stays queued and is written all the same.
-        late = (
-            asyncio.get_running_loop().call_later(timeout, self._late, item, status_if_late)
-            if timeout is not None
-            else None
-        )
+        # A coarse timer (workers/timer_wheel.py) settles a late row: nearly every one is cancelled unused,
+        # and one event-loop timer per request cost more than the rest of this method. A cancelled caller
+        # cancels only its own future; its row stays queued and is written all the same.
+        late = None
+        if timeout is not None:
+            late = timer_wheel.late(asyncio.get_running_loop().time() + timeout, self._late, item, status_if_late)
         try:
             await item.future
         finally:
@@ -105,7 +104,7 @@ class AuditWriter:
         health paths: they answer whatever the database does). Waiting the usual millisecond keeps a
         burst of probes in step with the group commit, as the other paths are."""
         item = self._enqueue(row, status_on_failure=None)
-        stop = asyncio.get_running_loop().call_later(wait, _stop_waiting, item.future)
+        stop = timer_wheel.early(asyncio.get_running_loop().time() + wait, _stop_waiting, item.future)
         try:
             await item.future
         except AuditWriteFailed:
@@ -164,7 +163,7 @@ class AuditWriter:
         if not batch:
             return True
         try:
-            async with asyncio.timeout(STATEMENT_TIMEOUT):
+            async with timer_wheel.Deadline(asyncio.get_running_loop().time() + STATEMENT_TIMEOUT):
                 sent = time.perf_counter()
                 await insert_rows(conn, [item.row for item in batch])
                 round_trip = time.perf_counter() - sent

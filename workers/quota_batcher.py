@@ -19,6 +19,7 @@ import asyncpg
 from core.logs import trace_id_var
 from db.pool import UNAVAILABLE_ERRORS, DatabaseUnavailable, lend, why_unavailable
 from db.rate_limits import count_requests
+from workers.timer_wheel import Deadline
 
 log = logging.getLogger(__name__)
 # The counting statement takes a millisecond or two (plus the row lock's queue): one that has not
@@ -146,7 +147,7 @@ class QuotaBatcher:
         # cached, the smallest applies to the batch: never more admitted than any of them allows.
         limits = [min(item.limit for item in group) for group in groups.values()]
         try:
-            async with asyncio.timeout(STATEMENT_TIMEOUT):
+            async with Deadline(asyncio.get_running_loop().time() + STATEMENT_TIMEOUT):
                 rows = await count_requests(conn, ids, counts, limits)
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
             # Aborted by the database before committing: nothing of this round was counted.
