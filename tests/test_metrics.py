@@ -258,3 +258,18 @@ def test_a_weak_metrics_token_stops_start_up_without_being_echoed(value):
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({"METRICS_TOKEN": value})
     assert value not in str(refused.value) and "METRICS_TOKEN" in str(refused.value)
+
+
+def test_histogram_buckets_are_cumulative_and_a_value_on_a_bound_counts_in_it():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from core.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics()
+    for seconds in (0.001, 0.0011, 400.0):
+        metrics.observe_request("GET", "/api/v1/usage", 200, seconds)
+    family = next(f for f in text_string_to_metric_families(metrics.render().decode()) if f.name == REQUESTS)
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name == REQUESTS + "_bucket"}
+    assert (buckets["0.001"], buckets["0.0025"], buckets["300.0"], buckets["+Inf"]) == (1, 2, 2, 3)
+    total = next(s.value for s in family.samples if s.name == REQUESTS + "_sum")
+    assert total == pytest.approx(400.0021)
