@@ -50,6 +50,8 @@ from workers.timer_wheel import Deadline
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request before the response"
 AUDIT_RESERVE = 0.5  # seconds of the deadline kept for the audit write
 HEALTH_AUDIT_WAIT = 0.05  # the longest a health answer waits for its own row (live must answer in 100 ms)
+# Scope key: headers inner layers want on the response (the quota's), added as the head is copied.
+RESPONSE_HEADERS_KEY = "don.response_headers"
 SLICE_BYTES = 256 * 1024  # a final body chunk larger than this is sent in slices of this size, the last held
 OK, LATE, FAILED = "ok", "late", "failed"
 log = logging.getLogger(__name__)
@@ -101,6 +103,13 @@ def _is_upload(scope: Scope) -> bool:
 class _Exchange:
     """The state of one request/response pair; lives only for that request."""
 
+    __slots__ = (
+        "answered", "app", "audited", "committed_status", "deadline", "digest", "disconnected", "exempt",
+        "extra_headers", "handed_bytes", "held_start", "limit", "loop", "occurred_at", "queued_row",
+        "receive_raw", "request_bytes", "response_bytes", "scope", "send_raw", "sent_start", "started",
+        "status", "taken_bytes", "timeout", "trace_id", "upload", "watch", "watchdog",
+    )  # fmt: skip
+
     def __init__(self, middleware: AuditMiddleware, scope: Scope, receive: Receive, send: Send):
         self.app = middleware.app
         self.upload = _is_upload(scope)
@@ -133,6 +142,8 @@ class _Exchange:
         scope["trace_id"] = self.trace_id
         scope["audit_exchange"] = self  # api/audited_write.py commits the row with the data
         scope["audit"] = {"institution": "anonymous", "metadata": {}}
+        self.extra_headers: list[tuple[bytes, bytes]] = [(b"x-trace-id", self.trace_id.encode())]
+        scope[RESPONSE_HEADERS_KEY] = self.extra_headers
 
     async def run(self) -> None:
         token = trace_id_var.set(self.trace_id)
@@ -201,9 +212,7 @@ class _Exchange:
         kind = message["type"]
         if kind == "http.response.start":
             self.status = message["status"]
-            headers = list(message.get("headers", []))
-            headers.append((b"x-trace-id", self.trace_id.encode()))
-            self.held_start = {**message, "headers": headers}
+            self.held_start = {**message, "headers": [*message.get("headers", ()), *self.extra_headers]}
             return
         if kind != "http.response.body":
             await self.send_raw(message)

@@ -7,19 +7,22 @@ answer is 429 problem+json with Retry-After.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.audit import RESPONSE_HEADERS_KEY
 from api.problems import problem_response, unavailable_response
 from db.pool import UNAVAILABLE_ERRORS
 from workers.quota_batcher import QuotaBatcher
 
 WINDOW_SECONDS = 3600
+HOUR = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Quota:
     limit: int
     used: int
@@ -29,14 +32,16 @@ class Quota:
     def remaining(self) -> int:
         return max(0, self.limit - self.used)
 
-    def headers(self, now: datetime) -> list[tuple[bytes, bytes]]:
-        # Built straight as bytes: this runs on every authenticated response.
-        reset_in = max(1, int((self.reset_at - now).total_seconds() + 0.999))
+    def headers(self, now: float) -> list[tuple[bytes, bytes]]:
+        """The rate-limit headers at Unix time `now`. Built straight as bytes: every authenticated
+        response carries them."""
+        reset = self.reset_at.timestamp()
+        reset_in = max(1, int(reset - now + 0.999))
         remaining = self.remaining
         return [
             (b"x-ratelimit-limit", b"%d" % self.limit),
             (b"x-ratelimit-remaining", b"%d" % remaining),
-            (b"x-ratelimit-reset", b"%d" % int(self.reset_at.timestamp())),
+            (b"x-ratelimit-reset", b"%d" % int(reset)),
             (b"ratelimit-policy", b'"hourly";q=%d;w=%d' % (self.limit, WINDOW_SECONDS)),
             (b"ratelimit", b'"hourly";r=%d;t=%d' % (remaining, reset_in)),
         ]
@@ -44,7 +49,7 @@ class Quota:
 
 def window_end(now: datetime) -> datetime:
     """The top of the next UTC hour: when the current window's quota resets."""
-    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + HOUR
 
 
 class RateLimitMiddleware:
@@ -67,12 +72,12 @@ class RateLimitMiddleware:
             # No quota check, no service: an unmetered request would break the contract.
             await unavailable_response(exc, scope.get("trace_id"), scope)(scope, receive, send)
             return
-        now = datetime.now(UTC)
         if not admission.admitted:
+            now = datetime.now(UTC)
             quota = Quota(caller.hourly_limit, caller.hourly_limit, window_end(now))
             scope["audit"]["metadata"]["rate_limited"] = True
             retry_after = str(max(1, int((quota.reset_at - now).total_seconds() + 0.999)))
-            headers = {k.decode(): v.decode() for k, v in quota.headers(now)} | {"Retry-After": retry_after}
+            headers = {k.decode(): v.decode() for k, v in quota.headers(now.timestamp())} | {"Retry-After": retry_after}
             response = problem_response(
                 429,
                 f"hourly quota of {caller.hourly_limit} requests used up; it resets at {quota.reset_at.isoformat()}",
@@ -81,13 +86,9 @@ class RateLimitMiddleware:
             )
             await response(scope, receive, send)
             return
-        quota = Quota(caller.hourly_limit, admission.used, admission.window_start + timedelta(hours=1))
+        quota = Quota(caller.hourly_limit, admission.used, admission.window_start + HOUR)
         scope["quota"] = quota
-        extra = quota.headers(now)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        # The audit middleware adds these to the response's head as it copies it (api/audit.py), which
+        # costs less than another send wrapper around every response.
+        scope[RESPONSE_HEADERS_KEY].extend(quota.headers(time.time()))
+        await self.app(scope, receive, send)

@@ -37,7 +37,7 @@ STATEMENT_TIMEOUT = 2.0
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, *(8.0,) * 14)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending:
     row: AuditRow
     future: asyncio.Future
@@ -83,6 +83,9 @@ class AuditWriter:
             late = timer_wheel.late(asyncio.get_running_loop().time() + timeout, self._late, item, status_if_late)
         try:
             await item.future
+        except asyncio.CancelledError:
+            _retrieve(item.future)  # settled in the moment its caller left: not reported as unseen
+            raise
         finally:
             if late is not None:
                 late.cancel()
@@ -109,6 +112,9 @@ class AuditWriter:
             await item.future
         except AuditWriteFailed:
             pass  # counted in self.failures and logged by the batch; a probe answers all the same
+        except asyncio.CancelledError:
+            _retrieve(item.future)
+            raise
         finally:
             stop.cancel()
 
@@ -123,7 +129,8 @@ class AuditWriter:
 
     def _enqueue(self, row: AuditRow, status_on_failure: int | None = 503, attempt: int = 0) -> _Pending:
         item = _Pending(row, asyncio.get_running_loop().create_future(), status_on_failure, attempt)
-        item.future.add_done_callback(_retrieve)
+        if attempt:  # a retry has no caller waiting: its failure is counted, not reported as unretrieved
+            item.future.add_done_callback(_retrieve)
         self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="audit-writer")
@@ -268,7 +275,7 @@ def _stop_waiting(future: asyncio.Future) -> None:
 
 def _retrieve(future: asyncio.Future) -> None:
     """Mark a row's outcome as seen: a failure nobody waits for is counted, not reported as unretrieved."""
-    if not future.cancelled():
+    if future.done() and not future.cancelled():
         future.exception()
 
 

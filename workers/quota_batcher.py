@@ -32,7 +32,7 @@ BATCH_MAX = 1000  # requests per statement; the arrays are small, this only boun
 ROUNDS = 3
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Admission:
     """The quota's answer for one request: admitted or not, the window's count with this request
     (the limit when refused), and the window it was counted in."""
@@ -46,7 +46,7 @@ class QuotaUnknown(DatabaseUnavailable):
     """The counting statement was sent but its answer was lost: whether it counted is unknown."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending:
     institution_id: int
     limit: int
@@ -84,7 +84,6 @@ class QuotaBatcher:
         The wait is bounded by the acquire and statement timeouts, and by the request's deadline
         (api/audit.py cancels the request when it passes)."""
         item = _Pending(institution_id, limit, asyncio.get_running_loop().create_future())
-        item.future.add_done_callback(_retrieve)
         self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="quota-batcher")
@@ -98,6 +97,7 @@ class QuotaBatcher:
             # the deadline's 503 and an over-count by one is the safe side of an exact quota.
             if item in self._queue:
                 self._queue.remove(item)
+            _retrieve(item.future)  # answered in the moment it gave up: the answer is not reported as unseen
             raise
 
     async def _flush_all(self) -> None:
@@ -210,5 +210,5 @@ def _size(groups: dict[int, list[_Pending]]) -> int:
 
 def _retrieve(future: asyncio.Future) -> None:
     """Mark an outcome as seen: a failure whose request already gave up is not reported as unretrieved."""
-    if not future.cancelled():
+    if future.done() and not future.cancelled():
         future.exception()
