@@ -17,7 +17,9 @@ LOCK_COLLECTION = sql.statement("lock_collection")
 DELETE_COLLECTION = sql.statement("delete_collection")
 
 
-@dataclass(frozen=True)
+# Slotted rather than frozen: every vector request builds one, and a frozen dataclass sets each of its
+# twelve fields through object.__setattr__. Nothing assigns to a Collection once it is built.
+@dataclass(slots=True)
 class Collection:
     """One collection row. Its HNSW index (if any) covers rows up to write sequence `index_seq`;
     `index_valid` is None without one; `index_ef_search` is the ef_search its calibration chose
@@ -39,7 +41,7 @@ class Collection:
 
 
 def _collection(row: asyncpg.Record) -> Collection:
-    return Collection(**dict(row))
+    return Collection(**row)  # a Record is a mapping: no intermediate dict
 
 
 async def create(conn: asyncpg.Connection, institution_id: int, name: str, dimensions: int, metric: str) -> Collection:
