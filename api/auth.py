@@ -8,6 +8,7 @@ token or a disabled institution keeps working on an instance that has just seen 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,10 +38,14 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A path without a token gets the next layer's coroutine itself: no frame of this layer stays
+        # on the request's stack (api/audit.py says why that matters).
         if scope["type"] != "http" or not needs_token(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._guard(scope, receive, send)
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             outcome = await self._authenticate(scope)
         except UNAVAILABLE_ERRORS as exc:

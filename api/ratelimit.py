@@ -8,6 +8,7 @@ answer is 429 problem+json with Retry-After.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -60,11 +61,13 @@ class RateLimitMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         caller = scope.get("caller") if scope["type"] == "http" else None
-        if caller is None:
-            await self.app(scope, receive, send)
-            return
+        if caller is None:  # no frame of this layer on the stack of a request it does not count
+            return self.app(scope, receive, send)
+        return self._count(scope, receive, send, caller)
+
+    async def _count(self, scope: Scope, receive: Receive, send: Send, caller) -> None:
         batcher: QuotaBatcher = scope["state"]["quota_batcher"]
         try:
             admission = await batcher.admit(caller.institution_id, caller.hourly_limit)

@@ -133,6 +133,7 @@ def serve(settings: Settings, create_app: Callable) -> int:
         host=settings.host,
         port=settings.port,
         http=LimitedHttpToolsProtocol,  # httptools with a cap on the request head (431 past 64 KiB)
+        interface="asgi3",  # said, not guessed: the middlewares hand back coroutines rather than being ones
         ws="none",  # no WebSockets here: Upgrade/CONNECT get the app's ordinary HTTP answer
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
