@@ -25,30 +25,39 @@ def audit_row(
     request_sha256: str | None,
 ) -> AuditRow:
     context = scope["audit"]  # downstream layers (authentication, quota) enrich the row through it
-    headers = dict(scope["headers"])
+    content_type = user_agent = b""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"user-agent":
+            user_agent = value
     path = clean(scope["path"], 1000)  # cleaned once: the endpoint and the resource id are the same text
+    method = scope["method"]
+    if not (method.isascii() and method.isalpha()):  # the server only passes tokens; an ASGI caller might not
+        method = clean(method, 100)
+    query = scope.get("query_string", b"")
     metadata = {
-        "method": scope["method"],
+        "method": method,
         "endpoint": path,
-        "query": clean(redacted_query(scope.get("query_string", b"")), 2000),
+        "query": clean(redacted_query(query), 2000) if query else "",
         "status_code": status,
         "response_time_ms": round(elapsed_ms, 3),
         "request_bytes": request_bytes,
         "response_bytes": response_bytes,
         "request_sha256": request_sha256,
-        "content_type": clean(headers.get(b"content-type", b"").decode("latin-1"), 200) or None,
+        "content_type": clean(content_type.decode("latin-1"), 200) or None if content_type else None,
     }
     for key, value in context["metadata"].items():
         metadata.setdefault(key, value)
     return AuditRow(
         occurred_at=occurred_at,
         institution=context["institution"],
-        action=clean(f"{scope['method']} {scope['path']}", 1000),
+        action=f"{method} {path}"[:1000],
         trace_id=trace_id,
         resource_type="http_request",
         resource_id=path,
         ip_address=_client_ip(scope),
-        user_agent=clean(headers.get(b"user-agent", b"").decode("latin-1"), 512) or None,
+        user_agent=clean(user_agent.decode("latin-1"), 512) or None if user_agent else None,
         metadata=metadata,
     )
 

@@ -62,11 +62,18 @@ class _Wheel:
                 self._loop.call_exception_handler({"message": "timer wheel callback failed", "exception": exc})
 
 
+_last: _Wheel | None = None  # the wheel asked for last: a service has one loop, and a weak look-up costs a weakref
+
+
 def _wheel() -> _Wheel:
+    global _last
     loop = asyncio.get_running_loop()
+    if _last is not None and _last._loop is loop:
+        return _last
     wheel = _WHEELS.get(loop)
     if wheel is None:
         wheel = _WHEELS[loop] = _Wheel(loop)
+    _last = wheel
     return wheel
 
 
