@@ -11,6 +11,7 @@ import sys
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 
 from api.audit import AuditMiddleware
 from api.auth import CACHE_MAX_ENTRIES, AuthMiddleware
@@ -32,6 +33,21 @@ from workers.job_runner import JobRunner
 from workers.quota_batcher import QuotaBatcher
 
 SHUTDOWN_DRAIN_SECONDS = 10
+
+
+class ServiceStarlette(Starlette):
+    """Starlette without its outermost layer, ServerErrorMiddleware: the audit middleware around it
+    already answers an unhandled error with a 500 problem, records it and logs it once with its trace
+    id, and every request paid for one more layer and a send wrapper around each of its messages."""
+
+    def build_middleware_stack(self):
+        handlers = {key: value for key, value in self.exception_handlers.items() if key not in (500, Exception)}
+        app = self.router
+        for cls, args, kwargs in reversed(
+            [*self.user_middleware, Middleware(ExceptionMiddleware, handlers=handlers, debug=self.debug)]
+        ):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def create_app(settings: Settings | None = None) -> AuditMiddleware:
@@ -91,7 +107,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
     by_traffic = [*hot, *(e for e in api if e not in hot)]
     # Order matters: authenticate first, then count the request against the caller's quota.
     middleware = [Middleware(AuthMiddleware), Middleware(RateLimitMiddleware)]
-    app = Starlette(
+    app = ServiceStarlette(
         routes=routes([*by_traffic, *openapi_endpoints(api)]),
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,

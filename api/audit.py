@@ -317,20 +317,20 @@ class _Exchange:
 
     async def _finish_after_crash(self) -> None:
         """The app raised, or returned without finishing a response: record a 500 and answer one if we still can."""
-        outcome = await self._audit(CLIENT_CLOSED if self.disconnected else 500)
-        if self.sent_start:
+        if self.sent_start:  # a streamed response cannot change its status: its row says what went out
+            await self._audit(CLIENT_CLOSED if self.disconnected else 500)
             return
         self.held_start = None
-        if outcome is OK:
-            await self._send_problem(500, "an unexpected error occurred; quote the trace_id when reporting it")
-        else:
-            await self._answer_not_audited(outcome)
+        await self._answer_problem(500, "an unexpected error occurred; quote the trace_id when reporting it")
 
     async def _answer_problem(self, status: int, detail: str) -> None:
-        """Answer without calling the app (e.g. a declared body over the limit), audited like any response."""
-        outcome = await self._audit(status)
+        """Answer without (or instead of) the app: a declared body over the limit, a crash. Audited like
+        any response, with the size of the body it is about to send."""
+        response = self._problem(status, detail)
+        self.response_bytes = len(response.body)
+        outcome = await self._audit(status)  # 499 instead if the client is already gone
         if outcome is OK:
-            await self._send_problem(status, detail)
+            await self._send(response, status)
         else:
             await self._answer_not_audited(outcome)
 
@@ -359,10 +359,13 @@ class _Exchange:
             {"Retry-After": "2"},
         )
 
+    def _problem(self, status: int, detail: str, headers: dict | None = None):
+        return problem_response(status, detail, self.trace_id, headers={**(headers or {}), "X-Trace-ID": self.trace_id})
+
     async def _send_problem(self, status: int, detail: str, headers: dict | None = None) -> None:
-        response = problem_response(
-            status, detail, self.trace_id, headers={**(headers or {}), "X-Trace-ID": self.trace_id}
-        )
+        await self._send(self._problem(status, detail, headers), status)
+
+    async def _send(self, response, status: int) -> None:
         self.answered = status
         await response(self.scope, self.receive_raw, self.send_raw)
         self.sent_start = True

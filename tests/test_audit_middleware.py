@@ -9,7 +9,6 @@ import logging
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
@@ -18,6 +17,7 @@ from api.audit import AuditMiddleware
 from api.endpoint import routes as endpoint_routes
 from api.problems import EXCEPTION_HANDLERS, InvalidInput
 from api.routes import health
+from app import ServiceStarlette
 from core import logs
 from tests.conftest import TEST_CLIENT, audit_rows
 from workers.audit_writer import AuditWriter
@@ -61,7 +61,8 @@ def tiny_app() -> AuditMiddleware:
         Route("/logs", logs_trace),
         *endpoint_routes(health.endpoints),
     ]
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    # The service's own Starlette (no ServerErrorMiddleware): a crash reaches the audit middleware as it does there.
+    app = ServiceStarlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     return AuditMiddleware(app, max_body_bytes=LIMIT)
 
 
