@@ -1,11 +1,11 @@
 """The audit middleware: pure ASGI, outermost, one audit row per HTTP request, and the request's deadline.
 
-It lives in api/ because it is HTTP plumbing; the row is built in api/audit_row.py and written by
-workers/audit_writer.py. It wraps the whole Starlette app (outside its error middleware) so that
-every response, the 500s and 404s included, passes through it as messages. The final body chunk is
-held back until the request's audit row is committed; if the row cannot be written the client gets
-a 503 instead (fail closed). The health paths queue their row and answer at once: a probe must
-always get the truth, fast.
+The row is built in api/audit_row.py and written by workers/audit_writer.py. The middleware wraps the
+whole Starlette app, so every response, the 500s and 404s included, passes through it as messages
+(an unhandled error reaches it directly: it answers the 500 itself). The final body chunk is held
+back until the request's row is committed; if the row cannot be written the client gets a 503 instead
+(fail closed). The health paths wait at most HEALTH_AUDIT_WAIT for theirs: a probe must always get
+the truth, fast.
 
 Every request has one deadline (REQUEST_TIMEOUT; LONG_REQUEST_TIMEOUT for the genomics builds).
 The handler, with authentication and the quota, must finish AUDIT_RESERVE before it; whichever step
@@ -14,14 +14,11 @@ what is left, at least AUDIT_RESERVE: a row still queued then is rewritten to sa
 the client gets, so the row and the answer never disagree.
 
 A client that leaves before its response is audited 499 (CLIENT_CLOSED), with the bytes known to
-have left the process, as the server's ConnectionWatch tells (api/connection_watch.py): gone before
-its row is queued, or while the row still waits in the queue (it is rewritten). A body larger than
-SLICE_BYTES goes out in slices under the server's back-pressure, all but the last before the row is
-written, so a client that stops reading part-way is seen, and the row says how much it was sent;
+have left the process (api/delivery.py): gone before its row is queued, or while the row still waits
+in the queue (it is rewritten). A large body's slices but the last leave before the row is written;
 if that row cannot be written, the connection is cut before the last slice (the client sees a short
-body, never a complete unaudited one), as for a streamed response. Bytes in the kernel's socket
-buffer count as taken: the process cannot see further. A client that leaves in the millisecond its
-row is being committed is recorded with the status it was about to get.
+body, never a complete unaudited one), as for a streamed response. A client that leaves in the
+millisecond its row is being committed is recorded with the status it was about to get.
 """
 
 from __future__ import annotations
@@ -33,13 +30,14 @@ import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 
-from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.audit_row import audit_row, content_length
+from api.body_limit import BodyTooLarge, is_upload, too_large
 from api.connection_watch import CONNECTION_KEY
-from api.paths import audit_exempt, long_running, upload_path
+from api.delivery import SLICE_BYTES, Delivery
+from api.paths import audit_exempt, long_running
 from api.problems import problem_response
 from api.request_metrics import mark_unavailable
 from api.trace import trace_id_from
@@ -53,22 +51,8 @@ AUDIT_RESERVE = 0.5  # seconds of the deadline kept for the audit write
 HEALTH_AUDIT_WAIT = 0.05  # the longest a health answer waits for its own row (live must answer in 100 ms)
 # Scope key: headers inner layers want on the response (the quota's), added as the head is copied.
 RESPONSE_HEADERS_KEY = "don.response_headers"
-SLICE_BYTES = 256 * 1024  # a final body chunk larger than this is sent in slices of this size, the last held
 OK, LATE, FAILED = "ok", "late", "failed"
 log = logging.getLogger(__name__)
-
-
-class BodyTooLarge(HTTPException):
-    def __init__(self, detail: str):
-        super().__init__(413, detail)
-
-
-def too_large(scope: Scope, limit: int, upload: bool) -> str:
-    """The 413's detail; a JSON body to a path that also takes uploads is told to upload instead."""
-    detail = f"request body exceeds the limit of {limit} bytes"
-    if upload_path(scope["path"]) and not upload:
-        detail += "; send a larger matrix as a multipart/form-data .h5ad upload (field `file`) to this path"
-    return detail
 
 
 class AuditMiddleware:
@@ -94,27 +78,19 @@ class AuditMiddleware:
         return _Exchange(self, scope, receive, send).run()
 
 
-def _is_upload(scope: Scope) -> bool:
-    """A multipart body to an upload path: capped by MAX_UPLOAD_BYTES (still digested as it streams)."""
-    if not upload_path(scope["path"]):
-        return False
-    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
-    return content_type.split(b";", 1)[0].strip().lower() == b"multipart/form-data"
-
-
-class _Exchange:
+class _Exchange(Delivery):
     """The state of one request/response pair; lives only for that request."""
 
     __slots__ = (
-        "answered", "app", "audited", "committed_status", "deadline", "digest", "disconnected", "exempt",
-        "extra_headers", "handed_bytes", "held_start", "limit", "loop", "occurred_at", "queued_row",
-        "receive_raw", "request_bytes", "response_bytes", "scope", "send_raw", "sent_start", "started",
-        "status", "taken_bytes", "timeout", "trace_id", "upload", "watch", "watchdog",
+        "answered", "app", "audited", "committed_status", "deadline", "digest", "exempt", "extra_headers",
+        "held_start", "limit", "loop", "occurred_at", "queued_row", "receive_raw", "request_bytes",
+        "response_bytes", "scope", "sent_start", "started", "status", "timeout", "trace_id", "upload",
+        "watchdog",
     )  # fmt: skip
 
     def __init__(self, middleware: AuditMiddleware, scope: Scope, receive: Receive, send: Send):
         self.app = middleware.app
-        self.upload = _is_upload(scope)
+        self.upload = is_upload(scope)
         self.limit = middleware.max_upload_bytes if self.upload else middleware.max_body_bytes
         self.scope = scope
         self.receive_raw = receive
@@ -234,6 +210,7 @@ class _Exchange:
             await self._hand(message)
             return
         if len(chunk) > SLICE_BYTES and self.watch is not None and self._has_length():
+            await self._release_start()
             message = await self._send_all_but_last_slice(chunk)
         outcome = await self._audit(self.status)
         if outcome is OK:
@@ -246,36 +223,9 @@ class _Exchange:
         self.held_start = None
         await self._answer_not_audited(outcome)
 
-    async def _hand(self, message: Message) -> None:
-        """Pass a body chunk to the server, keeping count of what is known to have left."""
-        if self._client_gone():
-            return  # nothing reaches a closed connection; the server would drop it
-        await self.send_raw(message)
-        self.handed_bytes += len(message.get("body", b""))
-        if self.watch is None:
-            self.taken_bytes = self.handed_bytes
-        elif not self.watch.gone:
-            self.taken_bytes = self.handed_bytes - self.watch.unsent()
-
-    async def _send_all_but_last_slice(self, chunk: bytes) -> Message:
-        """Send a large final chunk's slices but the last (the server's back-pressure paces them);
-        stop early if the client leaves. Returns the last slice's message."""
-        await self._release_start()
-        view = memoryview(chunk)
-        last = len(chunk) - SLICE_BYTES
-        for offset in range(0, last, SLICE_BYTES):
-            if self._client_gone():
-                break
-            piece = view[offset : min(offset + SLICE_BYTES, last)]
-            await self._hand({"type": "http.response.body", "body": bytes(piece), "more_body": True})
-        return {"type": "http.response.body", "body": bytes(view[last:]), "more_body": False}
-
     def _has_length(self) -> bool:
         start = self.held_start or {}
         return any(name.lower() == b"content-length" for name, _ in start.get("headers", []))
-
-    def _client_gone(self) -> bool:
-        return self.disconnected or (self.watch is not None and self.watch.gone)
 
     def _on_client_lost(self) -> None:
         """The connection was lost while this request's row waits: if it is still queued, it says 499."""
