@@ -36,10 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.audit_row import audit_row, content_length
 from api.body_limit import BodyTooLarge, is_upload, too_large
 from api.connection_watch import CONNECTION_KEY
-from api.delivery import SLICE_BYTES, Delivery
+from api.delivery import FAILED, LATE, OK, SLICE_BYTES, Delivery
 from api.paths import audit_exempt, long_running
-from api.problems import problem_response
-from api.request_metrics import mark_unavailable
 from api.trace import trace_id_from
 from core.logs import trace_id_var
 from db.audit import AuditWriteFailed
@@ -51,7 +49,6 @@ AUDIT_RESERVE = 0.5  # seconds of the deadline kept for the audit write
 HEALTH_AUDIT_WAIT = 0.05  # the longest a health answer waits for its own row (live must answer in 100 ms)
 # Scope key: headers inner layers want on the response (the quota's), added as the head is copied.
 RESPONSE_HEADERS_KEY = "don.response_headers"
-OK, LATE, FAILED = "ok", "late", "failed"
 log = logging.getLogger(__name__)
 
 
@@ -82,10 +79,9 @@ class _Exchange(Delivery):
     """The state of one request/response pair; lives only for that request."""
 
     __slots__ = (
-        "answered", "app", "audited", "committed_status", "deadline", "digest", "exempt", "extra_headers",
-        "held_start", "limit", "loop", "occurred_at", "queued_row", "receive_raw", "request_bytes",
-        "response_bytes", "scope", "sent_start", "started", "status", "timeout", "trace_id", "upload",
-        "watchdog",
+        "app", "audited", "committed_status", "deadline", "digest", "exempt", "extra_headers", "limit",
+        "loop", "occurred_at", "queued_row", "request_bytes", "response_bytes", "started", "status",
+        "upload", "watchdog",
     )  # fmt: skip
 
     def __init__(self, middleware: AuditMiddleware, scope: Scope, receive: Receive, send: Send):
@@ -223,10 +219,6 @@ class _Exchange(Delivery):
         self.held_start = None
         await self._answer_not_audited(outcome)
 
-    def _has_length(self) -> bool:
-        start = self.held_start or {}
-        return any(name.lower() == b"content-length" for name, _ in start.get("headers", []))
-
     def _on_client_lost(self) -> None:
         """The connection was lost while this request's row waits: if it is still queued, it says 499."""
         writer = self.scope.get("state", {}).get("audit_writer")
@@ -268,7 +260,7 @@ class _Exchange(Delivery):
     async def _finish_after_crash(self) -> None:
         """The app raised, or returned without finishing a response: record a 500 and answer one if we still can."""
         if self.sent_start:  # a streamed response cannot change its status: its row says what went out
-            await self._audit(CLIENT_CLOSED if self.disconnected else 500)
+            await self._audit(500)  # 499 instead if the client is gone
             return
         self.held_start = None
         await self._answer_problem(500, "an unexpected error occurred; quote the trace_id when reporting it")
@@ -289,36 +281,6 @@ class _Exchange(Delivery):
         self.held_start = None
         await self._audit(503, deadline_exceeded=True)  # whatever the outcome, the row (if any) says 503
         await self._send_late()
-
-    async def _answer_not_audited(self, outcome: str) -> None:
-        if outcome is LATE:  # the row now says 503 and will be written when it can be
-            await self._send_late()
-            return
-        mark_unavailable(self.scope, "audit_unavailable")
-        await self._send_problem(
-            503,
-            "the audit trail is unavailable, so the request cannot be answered; retry shortly",
-            {"Retry-After": "2"},
-        )
-
-    async def _send_late(self) -> None:
-        mark_unavailable(self.scope, "deadline")
-        await self._send_problem(
-            503,
-            f"the request did not finish within its {self.timeout:g} s deadline; retry shortly",
-            {"Retry-After": "2"},
-        )
-
-    def _problem(self, status: int, detail: str, headers: dict | None = None):
-        return problem_response(status, detail, self.trace_id, headers={**(headers or {}), "X-Trace-ID": self.trace_id})
-
-    async def _send_problem(self, status: int, detail: str, headers: dict | None = None) -> None:
-        await self._send(self._problem(status, detail, headers), status)
-
-    async def _send(self, response, status: int) -> None:
-        self.answered = status
-        await response(self.scope, self.receive_raw, self.send_raw)
-        self.sent_start = True
 
     async def _audit(self, status: int | None, deadline_exceeded: bool = False) -> str:
         """Write this request's row: OK once committed, LATE if it now says 503, FAILED if not written.

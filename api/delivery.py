@@ -1,5 +1,6 @@
-"""Handing a response's body to the server while knowing how much of it left the process: the part of
-the audit middleware's exchange (api/audit.py) that the 499 rows rest on.
+"""Handing a response to the server while knowing how much of it left the process: the part of the
+audit middleware's exchange (api/audit.py) that the 499 rows rest on, and the answers the middleware
+makes itself (a problem, the deadline's 503, the audit trail's 503).
 
 The server's ConnectionWatch (api/connection_watch.py) says whether the client is gone and how many
 handed bytes still wait in the write buffer; without one (another server, in-process tests) every
@@ -11,13 +12,20 @@ from __future__ import annotations
 
 from starlette.types import Message
 
+from api.problems import problem_response
+from api.request_metrics import mark_unavailable
+
+OK, LATE, FAILED = "ok", "late", "failed"  # a row's outcome: committed, now saying 503, not written
 SLICE_BYTES = 256 * 1024  # a final body chunk larger than this is sent in slices of this size, the last held
 
 
 class Delivery:
     """Body bytes handed to the server, and of those the ones known to have left the process."""
 
-    __slots__ = ("send_raw", "watch", "disconnected", "handed_bytes", "taken_bytes")
+    __slots__ = (
+        "answered", "disconnected", "handed_bytes", "held_start", "receive_raw", "scope", "send_raw",
+        "sent_start", "taken_bytes", "timeout", "trace_id", "watch",
+    )  # fmt: skip
 
     async def _hand(self, message: Message) -> None:
         """Pass a body chunk to the server, keeping count of what is known to have left."""
@@ -44,3 +52,37 @@ class Delivery:
 
     def _client_gone(self) -> bool:
         return self.disconnected or (self.watch is not None and self.watch.gone)
+
+    def _has_length(self) -> bool:
+        start = self.held_start or {}
+        return any(name.lower() == b"content-length" for name, _ in start.get("headers", []))
+
+    async def _answer_not_audited(self, outcome: str) -> None:
+        if outcome is LATE:  # the row now says 503 and will be written when it can be
+            await self._send_late()
+            return
+        mark_unavailable(self.scope, "audit_unavailable")
+        await self._send_problem(
+            503,
+            "the audit trail is unavailable, so the request cannot be answered; retry shortly",
+            {"Retry-After": "2"},
+        )
+
+    async def _send_late(self) -> None:
+        mark_unavailable(self.scope, "deadline")
+        await self._send_problem(
+            503,
+            f"the request did not finish within its {self.timeout:g} s deadline; retry shortly",
+            {"Retry-After": "2"},
+        )
+
+    def _problem(self, status: int, detail: str, headers: dict | None = None):
+        return problem_response(status, detail, self.trace_id, headers={**(headers or {}), "X-Trace-ID": self.trace_id})
+
+    async def _send_problem(self, status: int, detail: str, headers: dict | None = None) -> None:
+        await self._send(self._problem(status, detail, headers), status)
+
+    async def _send(self, response, status: int) -> None:
+        self.answered = status
+        await response(self.scope, self.receive_raw, self.send_raw)
+        self.sent_start = True
