@@ -46,6 +46,7 @@ from db.audit import COLUMNS, AuditRow, insert_rows  # noqa: E402
 from db.pool import init_connection  # noqa: E402
 
 SIZES = (1, 11, 500)
+CHAIN_MIGRATION = "0007.audit-chain"
 # The statement sql/insert_audit_rows.sql ran before migration 0007: the reference.
 PLAIN_INSERT = """
 INSERT INTO audit_logs (occurred_at, institution, action, trace_id, resource_type, resource_id,
@@ -96,9 +97,9 @@ async def scratch(server: str, name: str, chained: bool) -> str:
         await conn.close()
     parts = urlsplit(server)
     url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    migrations.apply(url)
-    if not chained:
-        migrations.rollback(url)
+    applied = migrations.apply(url)
+    if not chained:  # back to before the chain: 0007 and every migration after it
+        migrations.rollback(url, count=len(applied) - applied.index(CHAIN_MIGRATION))
     return url
 
 
