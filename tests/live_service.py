@@ -3,6 +3,7 @@ need uvicorn's own layer or a real socket; always stopped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -75,3 +76,17 @@ def serving(database_url: str, **env: str) -> Iterator[Service]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+async def read_response(reader: asyncio.StreamReader, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response off a raw connection: status, headers (lower-case names), body (none
+    for an answer to HEAD)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    length = 0 if method == "HEAD" else int(headers.get("content-length", "0"))
+    return int(status_line.split()[1]), headers, await reader.readexactly(length)

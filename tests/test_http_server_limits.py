@@ -13,7 +13,7 @@ import time
 import pytest
 
 from api.http_protocol import MAX_HEADER_BYTES
-from tests.live_service import LIVE, serving
+from tests.live_service import LIVE, read_response, serving
 
 WS_WARNING = "No supported WebSocket library"
 
@@ -22,18 +22,6 @@ WS_WARNING = "No supported WebSocket library"
 def service(database_url):
     with serving(database_url) as running:
         yield running
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return int(status_line.split()[1]), headers, body
 
 
 async def request_live(port: int) -> int:

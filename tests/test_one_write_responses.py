@@ -9,7 +9,7 @@ import json
 import pytest
 
 from api.http_protocol import CONTINUE, JOIN_MAX_BYTES, HeadWithBody
-from tests.live_service import LIVE, serving
+from tests.live_service import LIVE, read_response, serving
 from tests.pg import issue_token
 
 
@@ -72,18 +72,6 @@ def test_a_large_first_chunk_is_not_copied_to_join_it():
 def service(database_url):
     with serving(database_url) as running:
         yield running
-
-
-async def read_response(reader: asyncio.StreamReader, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    length = 0 if method == "HEAD" else int(headers.get("content-length", "0"))
-    return int(status_line.split()[1]), headers, await reader.readexactly(length)
 
 
 async def test_pipelined_head_and_get_answers_come_whole_and_in_order(service):
