@@ -70,3 +70,25 @@ async def test_migrations_apply_roll_back_fully_and_apply_again(server_url):
     assert await _tables(url) == set()
     assert migrations.apply(url) == applied
     assert await _tables(url) == full
+
+
+async def test_a_time_range_across_institutions_is_read_through_an_index_and_the_btree_is_gone(pool):
+    # 0011 put a BRIN index in place of the btree on occurred_at: a DBA's "everything in this hour,
+    # every institution" must still be answered from an index, not by reading the whole trail.
+    async with pool.acquire() as conn, conn.transaction():
+        # With sequential scans priced out the planner still takes one if no index can serve the
+        # range. (Which index it takes depends on the table's size: on a test database's few rows
+        # PostgreSQL 18 may skip-scan audit_logs_institution_time instead.)
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        lines = await conn.fetch(
+            "EXPLAIN SELECT id FROM audit_logs WHERE occurred_at >= now() - interval '1 hour' AND occurred_at < now()"
+        )
+    plan = "\n".join(line[0] for line in lines)
+    assert "Seq Scan" not in plan, plan
+    async with pool.acquire() as conn:
+        kinds = await conn.fetch(
+            "SELECT c.relname, am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = i.indkey[0] WHERE i.indrelid = 'audit_logs'::regclass AND a.attname = 'occurred_at'"
+        )
+    assert [(k["relname"], k["amname"]) for k in kinds] == [("audit_logs_occurred_at_brin", "brin")]
