@@ -8,10 +8,16 @@
 -- across institutions ("everything between 02:00 and 03:00") still reads only the pages it needs,
 -- while an insert costs the index next to nothing. (PostgreSQL 18 can also skip-scan
 -- audit_logs_institution_time for such a query; earlier versions cannot.)
--- Both statements lock audit_logs while they run (audit writes wait); building a BRIN index reads
--- the table once, seconds for millions of rows.
+--
+-- Both statements run CONCURRENTLY, outside a transaction, so instances still serving keep writing
+-- audit rows while the new index is built over a trail of millions of rows (a plain CREATE INDEX
+-- would hold every audit write, and with it every response, for the whole build). The new index
+-- comes first: the time range is never without one. If the build is interrupted, PostgreSQL leaves
+-- an invalid index of that name behind: DROP INDEX CONCURRENTLY audit_logs_occurred_at_brin, then
+-- apply again.
+-- transactional: false
 -- depends: 0010.audit-append-once
 
-DROP INDEX audit_logs_occurred_at;
+CREATE INDEX CONCURRENTLY audit_logs_occurred_at_brin ON audit_logs USING brin (occurred_at);
 
-CREATE INDEX audit_logs_occurred_at_brin ON audit_logs USING brin (occurred_at);
+DROP INDEX CONCURRENTLY audit_logs_occurred_at;
