@@ -1,4 +1,5 @@
-"""Helpers for the audit chain tests: a scratch database of one's own, rows to write, and tampering."""
+"""Helpers for the audit chain tests: a scratch database of one's own (the fixtures `chain_url` and
+`conn`, registered for every test module in tests/conftest.py), rows to write, and tampering."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
 from db import migrations
 from db.audit import AuditRow, insert_rows
@@ -19,6 +21,19 @@ def scratch_database(server_url: str) -> str:
     url = pg.create_database(server_url, prefix="don_chain")
     migrations.apply(url)
     return url
+
+
+@pytest.fixture
+def chain_url(server_url):
+    """A migrated database of the test's own."""
+    return scratch_database(server_url)
+
+
+@pytest.fixture
+async def conn(chain_url):
+    """A connection to `chain_url`, with the writer's codecs."""
+    async with connect(chain_url) as connection:
+        yield connection
 
 
 @asynccontextmanager

@@ -17,6 +17,7 @@ from core.config import Settings
 from db import migrations
 from db.pool import create_pool
 from tests import pg
+from tests.chain import chain_url, conn  # noqa: F401 (fixtures: a scratch database of its own, for the audit chain tests)
 
 TEST_CLIENT = ("203.0.113.9", 5000)
 

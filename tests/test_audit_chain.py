@@ -19,21 +19,10 @@ import pytest
 
 from db import audit_chain
 from db.audit import insert_rows
-from tests.chain import connect, row, scratch_database, tamper, write
+from tests.chain import connect, row, tamper, write
 from tests.test_config_and_startup import run_app
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def chain_url(server_url):
-    return scratch_database(server_url)
-
-
-@pytest.fixture
-async def conn(chain_url):
-    async with connect(chain_url) as connection:
-        yield connection
 
 
 def documented_hash(prev: bytes, row_id: int, r, metadata_text: str) -> bytes:

@@ -11,19 +11,7 @@ import asyncpg
 import pytest
 
 from db import audit_chain
-from tests.chain import connect, row, scratch_database, tamper, write
-
-
-@pytest.fixture
-def chain_url(server_url):
-    return scratch_database(server_url)
-
-
-@pytest.fixture
-async def conn(chain_url):
-    async with connect(chain_url) as connection:
-        yield connection
-
+from tests.chain import row, tamper, write
 
 COLUMN_EDITS = [
     ("metadata", "metadata || '{\"status_code\": 500}'"),
