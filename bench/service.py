@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import signal
@@ -40,96 +39,27 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.processes import HEALTH_PATH, BenchError, Cleanup, Server, free_port, start_embedded, stop_process  # noqa: E402
+from bench.processes import (  # noqa: E402
+    REFERENCE_ARGV,
+    BenchError,
+    Cleanup,
+    Server,
+    fetch_json,
+    start_embedded,
+    start_server,
+    stop_process,
+    wait_ready,
+)
 from bench.service_report import audit_rows, print_audit, print_runs, print_summary, settle_audit  # noqa: E402
 from bench.wrk_load import WRK_SCRIPT, Run, run_wrk  # noqa: E402
 from cli.startup import describe  # noqa: E402
 from core.config import ConfigError, Settings  # noqa: E402
-
-START_TIMEOUT = 90.0
-# The bare reference app, as uvicorn runs it: one worker, the same loop/HTTP defaults as the service.
-REFERENCE_ARGV = [
-    sys.executable,
-    "-m",
-    "uvicorn",
-    "bench.reference_app:app",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "{port}",
-    "--workers",
-    "1",
-    "--no-access-log",
-    "--log-level",
-    "warning",
-    "--loop",
-    "auto",
-    "--http",
-    "auto",
-    "--lifespan",
-    "on",
-    "--no-server-header",
-]
-
-
-# ---------------------------------------------------------------- processes and the database
-
-
-def start_server(
-    name: str, argv: list[str], env: dict, workdir: Path, cleanup: Cleanup, cpus: set[int] | None = None
-) -> Server:
-    """Start one app process (on `cpus` only, when given: bench/hot_path.py pins each app to a core)."""
-    port = free_port()
-    log_path = workdir / f"{name}.log"
-    log_file = open(log_path, "wb")
-    process = subprocess.Popen(
-        [arg.replace("{port}", str(port)) for arg in argv],
-        cwd=ROOT,
-        env={**env, "PORT": str(port)},
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # a terminal Ctrl-C reaches the bench only; it stops the servers in order
-        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-    )
-    log_file.close()
-    server = Server(name, port, process, log_path)
-    cleanup.push(f"{name} (pid {process.pid})", lambda: stop_process(process))
-    return server
-
-
-def wait_ready(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise BenchError(
-                f"{server.name} exited with status {server.process.returncode} while starting; "
-                f"its log:\n{server.log_tail()}"
-            )
-        try:
-            with urllib.request.urlopen(server.url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    raise BenchError(
-        f"{server.name} did not answer 200 on {HEALTH_PATH} within {START_TIMEOUT:g}s; its log:\n{server.log_tail()}"
-    )
-
-
-def fetch_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
 
 # ---------------------------------------------------------------- main
 
