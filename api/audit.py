@@ -79,7 +79,7 @@ class _Exchange(Delivery):
     """The state of one request/response pair; lives only for that request."""
 
     __slots__ = (
-        "app", "audited", "committed_status", "deadline", "digest", "exempt", "extra_headers", "limit",
+        "app", "audited", "committed_status", "deadline", "digest", "exempt", "extra_headers", "held_last", "limit",
         "loop", "occurred_at", "queued_row", "request_bytes", "response_bytes", "started", "status",
         "upload", "watchdog",
     )  # fmt: skip
@@ -109,6 +109,7 @@ class _Exchange(Delivery):
         self.status: int | None = None
         self.answered: int | None = None  # the status the client was sent: what /metrics counts
         self.held_start: Message | None = None
+        self.held_last: Message | None = None  # the app's final body chunk, until its row is committed
         self.sent_start = False
         self.audited = False
         self.disconnected = False
@@ -134,16 +135,20 @@ class _Exchange(Delivery):
                         await self.app(self.scope, self.receive, self.send)
             except ClientDisconnect:
                 # The client went away mid-body: not a server error, nothing left to answer.
-                if not self.audited:
+                if self.held_last is not None:
+                    await self._finish_held()
+                elif not self.audited:
                     await self._finish_after_crash()
                 log.info("client disconnected during %s %s", self.scope["method"], self.scope["path"])
                 return
             except BaseException as exc:
                 expired = self.watchdog is not None and self.watchdog.expired()
-                if isinstance(exc, TimeoutError) and expired and not self.audited:
+                if self.held_last is not None:  # the app raised after its answer was complete: it goes out
+                    await self._finish_held()
+                elif isinstance(exc, TimeoutError) and expired and not self.audited:
                     await self._answer_late()
                     return
-                if not self.audited:
+                elif not self.audited:
                     await self._finish_after_crash()
                 if not isinstance(exc, Exception):
                     raise  # cancellation and interpreter exits are not ours to stop
@@ -153,7 +158,9 @@ class _Exchange(Delivery):
                     "unhandled %s in %s %s", type(exc).__name__, self.scope["method"], self.scope["path"], exc_info=exc
                 )
                 return
-            if not self.audited:
+            if self.held_last is not None:
+                await self._finish_held()
+            elif not self.audited:
                 await self._finish_after_crash()
         finally:
             trace_id_var.reset(token)
@@ -208,14 +215,23 @@ class _Exchange(Delivery):
         if len(chunk) > SLICE_BYTES and self.watch is not None and self._has_length():
             await self._release_start()
             message = await self._send_all_but_last_slice(chunk)
+        # Held until the app has returned (run() finishes it): the wait for the row's commit then
+        # suspends and wakes this request's task through two frames, not through the whole stack.
+        self.held_last = message
+
+    async def _finish_held(self) -> None:
+        """The app's final chunk, held by send(): it leaves once the request's row is committed."""
+        message, self.held_last = self.held_last, None
         outcome = await self._audit(self.status)
         if outcome is OK:
             await self._release_start()
             await self._hand(message)
             return
         if self.sent_start:
-            # A streamed response cannot change its status; cutting it short tells the client.
-            raise AuditWriteFailed("audit row not written; streamed response aborted")
+            # A streamed response cannot change its status. Returning with it unfinished makes the
+            # server close the connection: the client sees a short body, never a complete unaudited one.
+            log.error("audit row not written; streamed response cut short")
+            return
         self.held_start = None
         await self._answer_not_audited(outcome)
 

@@ -47,6 +47,16 @@ async def stream(request: Request) -> StreamingResponse:
     return StreamingResponse(chunks(), media_type="text/plain")
 
 
+class _RaisesAfterAnswering(JSONResponse):
+    async def __call__(self, scope, receive, send):
+        await super().__call__(scope, receive, send)
+        raise RuntimeError("kaboom after the answer was complete")
+
+
+async def answers_then_raises(request: Request) -> JSONResponse:
+    return _RaisesAfterAnswering({"answered": True})
+
+
 async def logs_trace(request: Request) -> JSONResponse:
     logging.getLogger("tests.handler").warning("inside the handler")
     return JSONResponse({"trace": logs.trace_id_var.get()})
@@ -58,6 +68,7 @@ def tiny_app() -> AuditMiddleware:
         Route("/boom", boom),
         Route("/invalid", invalid),
         Route("/stream", stream),
+        Route("/answers-then-raises", answers_then_raises),
         Route("/logs", logs_trace),
         *endpoint_routes(health.endpoints),
     ]
@@ -216,15 +227,25 @@ async def test_a_500_is_logged_once_with_its_trace_id_and_traceback(audited, tra
     assert errors[0].trace_id == trace_id and "kaboom" in str(errors[0].exc_info[1])
 
 
-async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id):
-    """Drive the ASGI app directly: the client goes away while the handler waits for the body."""
-    state = {"settings": settings, "pool": pool, "audit_writer": AuditWriter(pool, 2.0)}
-    app = tiny_app()
-    scope = {
+async def test_an_app_that_raises_after_a_complete_answer_still_answers_it_audited(audited, pool, trace_id, caplog):
+    # The middleware holds the final chunk until the app has returned, then writes the row: an error
+    # raised after the answer was complete neither loses that answer nor turns its row into a 500.
+    with caplog.at_level(logging.ERROR):
+        response = await audited.get("/answers-then-raises", headers={"X-Request-ID": trace_id})
+    assert response.status_code == 200 and response.json() == {"answered": True}
+    [row] = await audit_rows(pool, trace_id)
+    assert row["metadata"]["status_code"] == 200
+    assert row["metadata"]["response_bytes"] == len(response.content)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert len(errors) == 1 and "after the answer" in str(errors[0].exc_info[1])
+
+
+def asgi_scope(path: str, trace_id: str, state: dict, method: str = "GET") -> dict:
+    return {
         "type": "http",
-        "method": "POST",
-        "path": "/echo",
-        "raw_path": b"/echo",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "headers": [(b"x-request-id", trace_id.encode())],
         "client": TEST_CLIENT,
@@ -234,6 +255,13 @@ async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id
         "root_path": "",
         "state": state,
     }
+
+
+async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id):
+    """Drive the ASGI app directly: the client goes away while the handler waits for the body."""
+    state = {"settings": settings, "pool": pool, "audit_writer": AuditWriter(pool, 2.0)}
+    app = tiny_app()
+    scope = asgi_scope("/echo", trace_id, state, method="POST")
     messages = iter([{"type": "http.request", "body": b"part", "more_body": True}, {"type": "http.disconnect"}])
     sent = []
 

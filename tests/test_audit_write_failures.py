@@ -11,7 +11,7 @@ import pytest
 
 from db.pool import create_pool
 from tests import pg
-from tests.test_audit_middleware import client_for
+from tests.test_audit_middleware import asgi_scope, client_for, tiny_app
 from workers.audit_writer import AuditWriter
 
 
@@ -40,6 +40,33 @@ async def test_a_failing_audit_insert_yields_503_not_the_response(broken_writer_
     assert "sha256" not in response.text
     assert any("AUDIT_WRITE_FAILED" in r.getMessage() for r in caplog.records)
     assert writer.failures >= 1
+
+
+async def test_a_streamed_answer_whose_row_cannot_be_written_never_arrives_whole(
+    broken_writer_client, settings, trace_id, caplog
+):
+    # Its head and first chunks left before the row could be written; the final chunk is held for the
+    # row, so it never leaves, and the server closes the connection on an unfinished response.
+    _, writer = broken_writer_client
+    sent = []
+    requests = iter([{"type": "http.request", "body": b"", "more_body": False}])
+
+    async def receive():  # the request, then a client that stays (StreamingResponse listens meanwhile)
+        for message in requests:
+            return message
+        await asyncio.Event().wait()
+
+    async def send(message):
+        sent.append(message)
+
+    with caplog.at_level(logging.ERROR):
+        await tiny_app()(asgi_scope("/stream", trace_id, {"settings": settings, "audit_writer": writer}), receive, send)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    bodies = [m for m in sent[1:] if m["type"] == "http.response.body"]
+    assert b"".join(m["body"] for m in bodies) == b"".join(f"chunk-{i}\n".encode() for i in range(5))
+    assert all(m.get("more_body") for m in bodies)  # the response was never finished
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("AUDIT_WRITE_FAILED" in m for m in logged) and any("cut short" in m for m in logged)
 
 
 async def test_health_paths_answer_even_when_their_row_cannot_be_written(broken_writer_client):
