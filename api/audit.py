@@ -3,9 +3,10 @@
 The row is built in api/audit_row.py and written by workers/audit_writer.py. The middleware wraps the
 whole Starlette app, so every response, the 500s and 404s included, passes through it as messages
 (an unhandled error reaches it directly: it answers the 500 itself). The final body chunk is held
-back until the request's row is committed; if the row cannot be written the client gets a 503 instead
-(fail closed). The health paths wait at most HEALTH_AUDIT_WAIT for theirs: a probe must always get
-the truth, fast.
+back until the app has returned and the request's row is committed (so a Starlette BackgroundTask
+would run before its client has the answer: the service has none); if the row cannot be written
+the client gets a 503 instead (fail closed). The health paths wait at most HEALTH_AUDIT_WAIT for
+theirs: a probe must always get the truth, fast.
 
 Every request has one deadline (REQUEST_TIMEOUT; LONG_REQUEST_TIMEOUT for the genomics builds).
 The handler, with authentication and the quota, must finish AUDIT_RESERVE before it; whichever step
