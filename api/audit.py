@@ -81,7 +81,7 @@ class _Exchange(Delivery):
 
     __slots__ = (
         "app", "audited", "committed_status", "deadline", "digest", "exempt", "extra_headers", "held_last", "limit",
-        "loop", "occurred_at", "queued_row", "request_bytes", "response_bytes", "started", "status",
+        "loop", "occurred_at", "queued_row", "request_bytes", "started", "status",
         "upload", "watchdog",
     )  # fmt: skip
 
@@ -273,31 +273,6 @@ class _Exchange(Delivery):
             self.answered = start["status"]
             await self.send_raw(start)
             self.sent_start = True
-
-    async def _finish_after_crash(self) -> None:
-        """The app raised, or returned without finishing a response: record a 500 and answer one if we still can."""
-        if self.sent_start:  # a streamed response cannot change its status: its row says what went out
-            await self._audit(500)  # 499 instead if the client is gone
-            return
-        self.held_start = None
-        await self._answer_problem(500, "an unexpected error occurred; quote the trace_id when reporting it")
-
-    async def _answer_problem(self, status: int, detail: str) -> None:
-        """Answer without (or instead of) the app: a declared body over the limit, a crash. Audited like
-        any response, with the size of the body it is about to send."""
-        response = self._problem(status, detail)
-        self.response_bytes = len(response.body)
-        outcome = await self._audit(status)  # 499 instead if the client is already gone
-        if outcome is OK:
-            await self._send(response, status)
-        else:
-            await self._answer_not_audited(outcome)
-
-    async def _answer_late(self) -> None:
-        """The deadline passed before the app answered: the app was cancelled; 503, audited as such."""
-        self.held_start = None
-        await self._audit(503, deadline_exceeded=True)  # whatever the outcome, the row (if any) says 503
-        await self._send_late()
 
     async def _audit(self, status: int | None, deadline_exceeded: bool = False) -> str:
         """Write this request's row: OK once committed, LATE if it now says 503, FAILED if not written.

@@ -1,6 +1,7 @@
 """Handing a response to the server while knowing how much of it left the process: the part of the
 audit middleware's exchange (api/audit.py) that the 499 rows rest on, and the answers the middleware
-makes itself (a problem, the deadline's 503, the audit trail's 503).
+makes itself (a crash's 500, a declared body's 413, the deadline's 503, the audit trail's 503), each
+audited through the exchange's `_audit`.
 
 The server's ConnectionWatch (api/connection_watch.py) says whether the client is gone and how many
 handed bytes still wait in the write buffer; without one (another server, in-process tests) every
@@ -23,8 +24,8 @@ class Delivery:
     """Body bytes handed to the server, and of those the ones known to have left the process."""
 
     __slots__ = (
-        "answered", "disconnected", "handed_bytes", "held_start", "receive_raw", "scope", "send_raw",
-        "sent_start", "taken_bytes", "timeout", "trace_id", "watch",
+        "answered", "disconnected", "handed_bytes", "held_start", "receive_raw", "response_bytes", "scope",
+        "send_raw", "sent_start", "taken_bytes", "timeout", "trace_id", "watch",
     )  # fmt: skip
 
     async def _hand(self, message: Message) -> None:
@@ -56,6 +57,35 @@ class Delivery:
     def _has_length(self) -> bool:
         start = self.held_start or {}
         return any(name.lower() == b"content-length" for name, _ in start.get("headers", []))
+
+    async def _finish_after_crash(self) -> None:
+        """The app raised, or returned without finishing a response: record a 500 and answer one if we still can."""
+        if self.sent_start:  # a streamed response cannot change its status: its row says what went out
+            await self._audit(500)  # 499 instead if the client is gone
+            return
+        self.held_start = None
+        await self._answer_problem(500, "an unexpected error occurred; quote the trace_id when reporting it")
+
+    async def _answer_problem(self, status: int, detail: str) -> None:
+        """Answer without (or instead of) the app: a declared body over the limit, a crash. Audited like
+        any response, with the size of the body it is about to send."""
+        response = self._problem(status, detail)
+        self.response_bytes = len(response.body)
+        outcome = await self._audit(status)  # 499 instead if the client is already gone
+        if outcome is OK:
+            await self._send(response, status)
+        else:
+            await self._answer_not_audited(outcome)
+
+    async def _answer_late(self) -> None:
+        """The deadline passed before the app answered: the app was cancelled; 503, audited as such."""
+        self.held_start = None
+        await self._audit(503, deadline_exceeded=True)  # whatever the outcome, the row (if any) says 503
+        await self._send_late()
+
+    async def _audit(self, status: int | None, deadline_exceeded: bool = False) -> str:
+        """Write the request's row (api/audit.py): OK, LATE or FAILED."""
+        raise NotImplementedError
 
     async def _answer_not_audited(self, outcome: str) -> None:
         if outcome is LATE:  # the row now says 503 and will be written when it can be
