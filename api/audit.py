@@ -136,21 +136,15 @@ class _Exchange(Delivery):
                         await self.app(self.scope, self.receive, self.send)
             except ClientDisconnect:
                 # The client went away mid-body: not a server error, nothing left to answer.
-                if self.held_last is not None:
-                    await self._finish_held()
-                elif not self.audited:
-                    await self._finish_after_crash()
+                await self._finish()
                 log.info("client disconnected during %s %s", self.scope["method"], self.scope["path"])
                 return
             except BaseException as exc:
                 expired = self.watchdog is not None and self.watchdog.expired()
-                if self.held_last is not None:  # the app raised after its answer was complete: it goes out
-                    await self._finish_held()
-                elif isinstance(exc, TimeoutError) and expired and not self.audited:
+                if isinstance(exc, TimeoutError) and expired and self.held_last is None and not self.audited:
                     await self._answer_late()
                     return
-                elif not self.audited:
-                    await self._finish_after_crash()
+                await self._finish()  # an answer complete before the error still goes out
                 if not isinstance(exc, Exception):
                     raise  # cancellation and interpreter exits are not ours to stop
                 # Logged here, inside the request's trace context, with its traceback; not re-raised,
@@ -159,10 +153,7 @@ class _Exchange(Delivery):
                     "unhandled %s in %s %s", type(exc).__name__, self.scope["method"], self.scope["path"], exc_info=exc
                 )
                 return
-            if self.held_last is not None:
-                await self._finish_held()
-            elif not self.audited:
-                await self._finish_after_crash()
+            await self._finish()
         finally:
             trace_id_var.reset(token)
             # The scope and this exchange refer to each other: without the break, every request's
@@ -219,6 +210,13 @@ class _Exchange(Delivery):
         # Held until the app has returned (run() finishes it): the wait for the row's commit then
         # suspends and wakes this request's task through two frames, not through the whole stack.
         self.held_last = message
+
+    async def _finish(self) -> None:
+        """After the app: its held final chunk goes out audited; with none, and no row yet, a 500."""
+        if self.held_last is not None:
+            await self._finish_held()
+        elif not self.audited:
+            await self._finish_after_crash()
 
     async def _finish_held(self) -> None:
         """The app's final chunk, held by send(): it leaves once the request's row is committed."""
