@@ -22,6 +22,24 @@ from tests.chain import chain_url, conn  # noqa: F401 (fixtures: a scratch datab
 TEST_CLIENT = ("203.0.113.9", 5000)
 
 
+def asgi_scope(path: str, trace_id: str, state: dict, method: str = "GET") -> dict:
+    """An HTTP scope as the server makes it, for tests that drive an ASGI app directly."""
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"x-request-id", trace_id.encode())],
+        "client": TEST_CLIENT,
+        "server": ("t", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+        "state": state,
+    }
+
+
 @pytest.fixture(scope="session")
 def server_url():
     """The server the suite runs on: DATABASE_URL when given, else a throwaway embedded PostgreSQL."""

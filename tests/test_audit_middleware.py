@@ -19,7 +19,7 @@ from api.problems import EXCEPTION_HANDLERS, InvalidInput
 from api.routes import health
 from app import ServiceStarlette
 from core import logs
-from tests.conftest import TEST_CLIENT, audit_rows
+from tests.conftest import TEST_CLIENT, asgi_scope, audit_rows
 from workers.audit_writer import AuditWriter
 
 LIMIT = 1024
@@ -238,23 +238,6 @@ async def test_an_app_that_raises_after_a_complete_answer_still_answers_it_audit
     assert row["metadata"]["response_bytes"] == len(response.content)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
     assert len(errors) == 1 and "after the answer" in str(errors[0].exc_info[1])
-
-
-def asgi_scope(path: str, trace_id: str, state: dict, method: str = "GET") -> dict:
-    return {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"x-request-id", trace_id.encode())],
-        "client": TEST_CLIENT,
-        "server": ("t", 80),
-        "scheme": "http",
-        "http_version": "1.1",
-        "root_path": "",
-        "state": state,
-    }
 
 
 async def test_a_client_that_disconnects_leaves_one_row(settings, pool, trace_id):

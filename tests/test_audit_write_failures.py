@@ -11,7 +11,8 @@ import pytest
 
 from db.pool import create_pool
 from tests import pg
-from tests.test_audit_middleware import asgi_scope, client_for, tiny_app
+from tests.conftest import asgi_scope
+from tests.test_audit_middleware import client_for, tiny_app
 from workers.audit_writer import AuditWriter
 
 
