@@ -32,6 +32,9 @@ UNAVAILABLE_ERRORS = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    # A pooled connection whose server died while it sat idle: the server's last words (FATAL) put its
+    # protocol in a state no statement can start from, and the next one raises this before sending.
+    asyncpg.InternalClientError,
 )
 
 
@@ -138,7 +141,7 @@ async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection, timeout: float)
     escaping as an error after the request's work is done."""
     try:
         await pool.release(conn, timeout=timeout)
-    except (*UNAVAILABLE_ERRORS, asyncpg.InternalClientError, asyncpg.PostgresError) as exc:
+    except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
         log.warning("connection dropped on release (%s): %s", type(exc).__name__, why_unavailable(exc))
         with contextlib.suppress(asyncpg.InterfaceError):  # already back in the pool, closed
             conn.terminate()

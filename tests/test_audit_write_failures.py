@@ -137,3 +137,38 @@ async def test_values_the_fast_encoder_refuses_or_rewrites_still_make_their_row(
     }
     assert stored[f"{trace_id}-1"] == {"big": big}
     assert stored[f"{trace_id}-2"] == {"nan": None, "inf": None}
+
+
+@pytest.mark.parametrize("error", [asyncpg.InternalClientError, RuntimeError])
+async def test_an_unforeseen_driver_error_fails_the_batch_and_the_writer_goes_on(pool, trace_id, monkeypatch, error):
+    # InternalClientError is what asyncpg raised when a pooled connection's server had died while it
+    # sat idle (tests/test_embedded_server.py met it); it used to end the writer's task, and the
+    # requests waiting on its rows then waited for an outcome that never came.
+    from datetime import datetime
+
+    from db.audit import AuditRow, AuditWriteFailed
+    from workers import audit_writer
+
+    real_insert, calls = audit_writer.insert_rows, []
+
+    async def insert_failing_once(conn, rows):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise error("cannot switch to state 12; another operation (2) is in progress")
+        await real_insert(conn, rows)
+
+    monkeypatch.setattr(audit_writer, "insert_rows", insert_failing_once)
+    writer = AuditWriter(pool, 2.0)
+
+    def row(n: int) -> AuditRow:
+        return AuditRow(datetime.now(UTC), "anonymous", "GET /x", f"{trace_id}-{n}", None, None, None, None, {})
+
+    with pytest.raises(AuditWriteFailed):
+        await asyncio.wait_for(writer.write(row(1)), 30)  # answered (503), not left waiting
+    await asyncio.wait_for(writer.write(row(2)), 30)  # the writer still writes
+    async with asyncio.timeout(30):  # the failed row is retried after half a second, once
+        while await pool.fetchval("SELECT count(*) FROM audit_logs WHERE trace_id = $1", f"{trace_id}-1") == 0:
+            await asyncio.sleep(0.1)
+    await writer.drain()
+    stored = await pool.fetch("SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '-%'", trace_id)
+    assert sorted(r["trace_id"] for r in stored) == [f"{trace_id}-1", f"{trace_id}-2"]

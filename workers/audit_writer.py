@@ -162,6 +162,11 @@ class AuditWriter:
             # One bad row must not cost its neighbours their rows: write them one by one.
             for item in batch:
                 await self._write_batches([item])
+        except Exception as exc:
+            # Anything else (a driver state nobody foresaw) must not end the writer with its rows'
+            # requests left waiting for an outcome: they answer 503, and the rows are retried (a retry
+            # looks its row up first, so one that did commit is not written twice).
+            self._fail(batch, exc, retry=True)
 
     async def _write_on(self, conn: asyncpg.Connection, batch: list[_Pending]) -> bool:
         """One batch on `conn`: True once committed (or nothing was left to write), False when its
