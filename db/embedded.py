@@ -73,7 +73,9 @@ def start(data_dir: Path) -> str:
         _write_json(pgdata / OWNERS_FILE, owners)
     if pgdata not in _released:
         _released.add(pgdata)
-        # Registered after the library's own hook, so it runs first (atexit is last-in, first-out):
+        atexit.unregister(server._cleanup)
+        atexit.register(_stop_at_exit, server)
+        # Registered after the library's hook, so it runs first (atexit is last-in, first-out):
         # by the time the library asks "am I the last owner?", dead owners are no longer counted.
         atexit.register(_release, pgdata)
     uri = server.get_uri()
@@ -104,6 +106,31 @@ def _release(pgdata: Path) -> None:
                 _write_json(pgdata / OWNERS_FILE, owners)
     except OSError as exc:  # the data dir went away; the library's hook copes on its own
         log.warning("embedded PostgreSQL in %s: could not update its owners at exit: %s", pgdata, exc)
+
+
+def _stop_at_exit(server) -> None:
+    """The library's exit hook (the last owner stops the server), except for a server that died while
+    this process used it (kill -9, the OOM killer): that is one line here, where the library would try
+    to stop it, log pg_ctl's failure and raise from the exit hook (a traceback after a clean exit)."""
+    postmaster = server._postmaster_info
+    if postmaster is not None and not _running(postmaster.process):
+        log.warning(
+            "embedded PostgreSQL in %s had stopped before this process exited (pid %d)",
+            server.pgdata,
+            postmaster.process.pid,
+        )
+        server._postmaster_info = None  # nothing to stop; the library still drops this process as an owner
+    try:
+        server._cleanup()
+    except psutil.Error as exc:  # it died in the moment between the look above and the library's stop
+        log.warning("embedded PostgreSQL in %s had stopped before this process exited: %s", server.pgdata, exc)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _prune_owners(pgdata: Path) -> list[int]:

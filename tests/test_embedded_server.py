@@ -251,6 +251,17 @@ def test_a_stale_postmaster_pid_never_blocks_a_start_nor_names_the_server(data_d
             bystander.wait(10)
 
 
+def test_a_service_whose_server_was_killed_exits_cleanly_and_says_so_in_one_line(data_dir):
+    service = data_dir.serve()
+    [server] = data_dir.postmasters()
+    os.kill(server, signal.SIGKILL)  # the database dies under a running service (OOM killer, kill -9)
+    wait_for(lambda: service.status() == 503, START_TIMEOUT, "the health check to report the database gone")
+    assert stop(service) == 0
+    log = service.log()
+    assert "Traceback" not in log, log[-3000:]
+    assert "had stopped before this process exited" in log
+
+
 def test_services_starting_together_on_a_new_data_dir_share_one_server(data_dir):
     services = [data_dir.launch(), data_dir.launch()]
     for service in services:
