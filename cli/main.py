@@ -17,7 +17,7 @@ from cli import admin
 from cli.audit_rows import CHANGES_DATA, cli_row, command_of
 from cli.startup import StartupError, describe, prepare, resolve_database, wait_for_database
 from core import logs
-from core.config import ConfigError, Settings
+from core.config import MAX_RETENTION_DAYS, ConfigError, Settings
 from db import migrations
 from db.audit import insert_rows
 from db.pool import init_connection
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("slug")
     add.add_argument("--name", required=True, help="display name")
     add.add_argument("--tier", default="academic", choices=admin.TIERS)
-    add.add_argument("--hourly-limit", type=_positive, default=1000, help="requests per UTC hour (default 1000)")
+    hourly = _positive_up_to(MAX_HOURLY_LIMIT)
+    add.add_argument("--hourly-limit", type=hourly, default=1000, help="requests per UTC hour (default 1000)")
     inst.add_parser("list", help="list institutions")
     disable = inst.add_parser("disable", help="disable an institution (its tokens get 403)")
     disable.add_argument("slug")
@@ -55,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("prefix")
 
     purge = commands.add_parser("purge", help="delete audit rows and rate-limit windows past retention")
-    purge.add_argument("--audit-days", type=_positive, help="override AUDIT_RETENTION_DAYS")
-    purge.add_argument("--window-days", type=_positive, help="override RATE_WINDOW_RETENTION_DAYS")
+    days = _positive_up_to(MAX_RETENTION_DAYS)
+    purge.add_argument("--audit-days", type=days, help="override AUDIT_RETENTION_DAYS")
+    purge.add_argument("--window-days", type=days, help="override RATE_WINDOW_RETENTION_DAYS")
 
     audit = commands.add_parser("audit", help="check the audit trail's hash chain")
     aud = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -65,10 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(raw: str) -> int:
-    if not raw.isdigit() or int(raw) <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {raw!r}")
-    return int(raw)
+def _positive_up_to(most: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.isdigit() or not 0 < int(raw) <= most:
+            raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {most:,}, not {raw!r}")
+        return int(raw)
+
+    return parse
+
+
+MAX_HOURLY_LIMIT = 2**31 - 1  # institutions.hourly_limit is an integer column
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -107,6 +107,18 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+# A retention of a century at most: beyond some thousands of years "now minus the retention" is no
+# longer a timestamp PostgreSQL can hold, and the purge would fail instead of keeping everything.
+MAX_RETENTION_DAYS = 36_500
+
+
+def _days(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > MAX_RETENTION_DAYS:
+        raise ValueError(f"must be at most {MAX_RETENTION_DAYS:,} days")
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 1 <= value <= 65535:
@@ -153,6 +165,7 @@ _PARSERS = {
     "str": str,
     "level": str.upper,
     "int": _positive_int,
+    "days": _days,
     "port": _port,
     "seconds": _positive_float,
     "path": Path,
@@ -234,14 +247,14 @@ ENV: tuple[EnvVar, ...] = (
     EnvVar(
         "AUDIT_RETENTION_DAYS",
         "audit_retention_days",
-        "int",
-        "Audit rows older than this are purged by `python app.py purge` (default 90)",
+        "days",
+        "Audit rows older than this are purged by `python app.py purge` (default 90, at most 36,500)",
     ),
     EnvVar(
         "RATE_WINDOW_RETENTION_DAYS",
         "rate_window_retention_days",
-        "int",
-        "Rate-limit windows older than this are purged (default 2)",
+        "days",
+        "Rate-limit windows older than this are purged (default 2, at most 36,500)",
     ),
     EnvVar(
         "SENTRY_DSN",

@@ -77,8 +77,13 @@ async def test_admin_commands_leave_audit_rows_and_never_the_token(database_url,
     [
         (("institution", "add", "dup-{slug}", "--name", "Again"), "already exists"),
         (("institution", "add", "Bad Slug", "--name", "x"), "slug"),
-        (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "0"), "positive"),
-        (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "-3"), "positive"),
+        (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "0"), "from 1 to 2,147,483,647"),
+        (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "-3"), "from 1 to 2,147,483,647"),
+        # Past the integer column: once a driver error with a traceback.
+        (("institution", "add", "ok-{slug}", "--name", "x", "--hourly-limit", "2147483648"), "from 1 to"),
+        # Past what "now minus the retention" can be as a timestamp, or an integer at all.
+        (("purge", "--audit-days", "3650000"), "from 1 to 36,500"),
+        (("purge", "--window-days", "99999999999999999999"), "from 1 to 36,500"),
         (("institution", "disable", "nobody-{slug}"), "no institution"),
         (("token", "issue", "nobody-{slug}"), "no institution"),
         (("token", "list", "nobody-{slug}"), "no institution"),

@@ -33,6 +33,7 @@ def run_app(env_overrides: dict, *args: str, timeout: float = 60) -> subprocess.
         ("DB_POOL_MAX", "0", "DB_POOL_MAX"),
         ("DB_ACQUIRE_TIMEOUT", "-1", "DB_ACQUIRE_TIMEOUT"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+        ("AUDIT_RETENTION_DAYS", "3650000", "at most 36,500 days"),
     ],
 )
 def test_a_bad_setting_exits_non_zero_with_one_clear_line(name, value, words):
