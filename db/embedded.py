@@ -5,7 +5,8 @@ server; the last owner to exit stops it. The library keeps the owners' pids in
 `pg/.handle_pids.json` and stops the server only when the exiting process is the sole pid left, so an
 owner that died without exiting (kill -9, OOM) used to stay listed forever and no later clean exit
 ever stopped the server. Here owners are also recorded with their process start time
-(`pg/.owners.json`, so a reused pid is not mistaken for a live owner), and dead owners are dropped
+(`pg/.owners.json`, so a reused pid is not mistaken for a live owner; on Linux the kernel's tick
+count, which a change of the clock does not move), and dead owners are dropped
 when a process starts and when it exits: the next process re-adopts the orphaned server (one server,
 never a second one) and its clean exit stops it.
 
@@ -31,7 +32,11 @@ import psutil
 
 log = logging.getLogger(__name__)
 
-OWNERS_FILE = ".owners.json"  # {pid: process start time}, beside the library's .handle_pids.json
+OWNERS_FILE = ".owners.json"  # {pid: when it started (_start_mark)}, beside the library's .handle_pids.json
+# How far apart two wall-clock start times of one process may be, where the kernel's tick count cannot
+# be read (not Linux, or a record an older version wrote). Wider errs on the safe side: a dead owner
+# taken for alive only leaves its server running, a live one taken for dead has it stopped under it.
+START_TOLERANCE = 1.0
 HANDLES_FILE = ".handle_pids.json"
 READY_TIMEOUT = 30.0  # a live postmaster still starting up (e.g. crash recovery) gets this long
 LEFTOVER_TIMEOUT = 10.0  # backends of a killed postmaster exit on their own within moments
@@ -69,7 +74,7 @@ def start(data_dir: Path) -> str:
     server = library.get_server(pgdata, cleanup_mode="stop")
     with library.PostgresServer._lock:
         owners = _read_json(pgdata / OWNERS_FILE, {})
-        owners[str(os.getpid())] = psutil.Process().create_time()
+        owners[str(os.getpid())] = _start_mark(os.getpid())
         _write_json(pgdata / OWNERS_FILE, owners)
     if pgdata not in _released:
         _released.add(pgdata)
@@ -146,19 +151,48 @@ def _prune_owners(pgdata: Path) -> list[int]:
     return dead
 
 
-def _owner_alive(pid: int, started_at: float | None) -> bool:
+def _owner_alive(pid: int, record) -> bool:
     if pid == os.getpid():
         return True
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
-        # Same pid, later start time: the owner died and its pid went to another process.
-        return started_at is None or abs(process.create_time() - started_at) < 0.05
+        if record is None:
+            return True
+        # Same pid, started at another moment: the owner died and its pid went to another process.
+        if isinstance(record, dict) and record.get("ticks") is not None:
+            ticks = _ticks(pid)
+            if ticks is not None:
+                return ticks == record["ticks"]
+        started = record.get("started") if isinstance(record, dict) else record
+        return started is None or abs(process.create_time() - started) < START_TOLERANCE
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:
         return True  # cannot tell: keep it (never stop a server someone may be using)
+
+
+def _start_mark(pid: int) -> dict:
+    """When `pid` started: in the kernel's clock ticks since boot (Linux), and as wall-clock time.
+
+    The tick count never changes for a process. psutil's create_time is the boot time plus it, and
+    the boot time is derived from the clock, so it moves when the clock is stepped: a live service's
+    start time once read 4 s later than recorded, and an admin command then stopped its server."""
+    mark: dict = {"started": psutil.Process(pid).create_time()}
+    ticks = _ticks(pid)
+    if ticks is not None:
+        mark["ticks"] = ticks
+    return mark
+
+
+def _ticks(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (starttime); None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])  # the name, field 2, may hold spaces and ")"
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _clear_stale_postmaster_pid(pgdata: Path) -> None:

@@ -288,3 +288,24 @@ def test_owners_that_died_or_whose_pid_went_to_another_process_are_not_counted(t
     finally:
         bystander.kill()
         bystander.wait(10)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the kernel's start ticks are read from /proc")
+def test_a_live_owner_stays_an_owner_when_the_clock_moves_and_a_reused_pid_does_not(tmp_path):
+    # psutil's start time is the boot time plus the kernel's ticks, and the boot time moves with the
+    # clock: a live service once read 4 s off its record, and an admin command stopped its server.
+    me, owner, reused = psutil.Process(), subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sleep", "60"])
+    try:
+        stepped = embedded._start_mark(owner.pid)
+        stepped["started"] += 4.0
+        other = embedded._start_mark(reused.pid)
+        other["ticks"] -= 100  # the pid's earlier holder started a second before this process did
+        (tmp_path / embedded.HANDLES_FILE).write_text(f"[{me.pid}, {owner.pid}, {reused.pid}]")
+        records = {str(me.pid): embedded._start_mark(me.pid), str(owner.pid): stepped, str(reused.pid): other}
+        (tmp_path / embedded.OWNERS_FILE).write_text(json.dumps(records))
+        assert embedded._prune_owners(tmp_path) == [reused.pid]
+        assert embedded.owners(tmp_path) == [me.pid, owner.pid]
+    finally:
+        for process in (owner, reused):
+            process.kill()
+            process.wait(10)
