@@ -83,8 +83,10 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
                 await runner.close()
             await maintainer.close()
             await quota.close()
-            with contextlib.suppress(asyncio.TimeoutError):
+            try:
                 await asyncio.wait_for(writer.drain(), SHUTDOWN_DRAIN_SECONDS)
+            except TimeoutError:
+                writer.abandon()  # each row still unwritten is logged by its trace id
             await close(pool)
 
     api = [

@@ -172,3 +172,40 @@ async def test_an_unforeseen_driver_error_fails_the_batch_and_the_writer_goes_on
     await writer.drain()
     stored = await pool.fetch("SELECT trace_id FROM audit_logs WHERE trace_id LIKE $1 || '-%'", trace_id)
     assert sorted(r["trace_id"] for r in stored) == [f"{trace_id}-1", f"{trace_id}-2"]
+
+
+@pytest.mark.parametrize("database_back", [True, False])
+async def test_at_shutdown_a_row_in_its_retry_back_off_is_written_or_logged_as_dropped(
+    pool, trace_id, monkeypatch, caplog, database_back
+):
+    # Rows the database refused wait out a back-off before their retry; stopping the service used to
+    # drop them with no word. The drain now gives each its last attempt, and logs the ones that fail.
+    from datetime import datetime
+
+    from db.audit import AuditRow, AuditWriteFailed
+    from workers import audit_writer
+
+    real_insert = audit_writer.insert_rows
+    refusing = {"calls": 0}
+
+    async def insert(conn, rows):
+        refusing["calls"] += 1
+        if refusing["calls"] == 1 or not database_back:
+            raise ConnectionRefusedError("the database is down")
+        await real_insert(conn, rows)
+
+    monkeypatch.setattr(audit_writer, "insert_rows", insert)
+    writer = AuditWriter(pool, 2.0)
+    row = AuditRow(datetime.now(UTC), "anonymous", "GET /x", f"{trace_id}-1", None, None, None, None, {})
+    with pytest.raises(AuditWriteFailed):
+        await asyncio.wait_for(writer.write(row), 30)
+    with caplog.at_level(logging.ERROR, logger="workers.audit_writer"):
+        await asyncio.wait_for(writer.drain(), 30)  # at once: not after the back-off, nor a retry loop
+    stored = await pool.fetch("SELECT metadata FROM audit_logs WHERE trace_id = $1", f"{trace_id}-1")
+    dropped = [r.getMessage() for r in caplog.records if "AUDIT_ROW_DROPPED" in r.getMessage()]
+    if database_back:
+        assert [r["metadata"]["status_code"] for r in stored] == [503] and not dropped
+    else:
+        assert stored == []
+        assert dropped == [f"AUDIT_ROW_DROPPED trace={trace_id}-1: not written (the service is stopping)"]
+    assert writer.abandon() == 0

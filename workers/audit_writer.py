@@ -59,6 +59,10 @@ class AuditWriter:
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task | None = None
         self._batches = itertools.count(1)
+        self._retrying: dict[int, tuple[asyncio.TimerHandle, AuditRow, int]] = {}  # rows in their back-off
+        self._retry_keys = itertools.count()
+        self._sending: list[_Pending] = []  # the batch in flight
+        self._stopping = False
         self.rows_written = 0
         self.failures = 0
 
@@ -142,6 +146,7 @@ class AuditWriter:
 
     def _take(self) -> list[_Pending]:
         batch, self._queue = self._queue[: self._batch_max], self._queue[self._batch_max :]
+        self._sending = batch
         # The task's own context: its log lines carry the batch's id, never a request's.
         trace_id_var.set(f"audit-batch-{next(self._batches)}")
         return batch
@@ -227,13 +232,20 @@ class AuditWriter:
         for item in batch:
             if not item.future.done():
                 item.future.set_exception(AuditWriteFailed(f"{type(exc).__name__}: {exc}"))
-            if retry and item.attempt < len(RETRY_DELAYS):
+            if retry and item.attempt < len(RETRY_DELAYS) and not self._stopping:
                 row = item.row if item.status_on_failure is None else _with_status(item.row, item.status_on_failure)
-                asyncio.get_running_loop().call_later(
-                    RETRY_DELAYS[item.attempt], self._enqueue, row, None, item.attempt + 1
-                )
+                key = next(self._retry_keys)
+                handle = asyncio.get_running_loop().call_later(RETRY_DELAYS[item.attempt], self._retry, key)
+                self._retrying[key] = (handle, row, item.attempt + 1)
             elif retry:
-                log.error("AUDIT_ROW_DROPPED trace=%s: not written after %d attempts", item.row.trace_id, item.attempt)
+                why = "the service is stopping" if self._stopping else f"after {item.attempt + 1} attempts"
+                log.error("AUDIT_ROW_DROPPED trace=%s: not written (%s)", item.row.trace_id, why)
+
+    def _retry(self, key: int) -> None:
+        entry = self._retrying.pop(key, None)
+        if entry is not None:
+            _, row, attempt = entry
+            self._enqueue(row, None, attempt)
 
     async def _without_rows_already_there(self, conn: asyncpg.Connection, batch: list[_Pending]) -> list[_Pending]:
         """Retried rows whose earlier attempt did commit after all are not written again."""
@@ -246,9 +258,23 @@ class AuditWriter:
         return [item for item in batch if item not in there]
 
     async def drain(self) -> None:
-        """Wait until every queued row is written (called at shutdown before the pool closes)."""
+        """Wait until every queued row is written (called at shutdown before the pool closes). Rows
+        waiting out a retry's back-off get their last attempt now; what is not written then is
+        logged row by row (AUDIT_ROW_DROPPED), never left behind unsaid."""
+        self._stopping = True
+        for key, (handle, _, _) in list(self._retrying.items()):
+            handle.cancel()
+            self._retry(key)
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+
+    def abandon(self) -> int:
+        """At shutdown, once the drain's time is up: log every row still unwritten; returns how many."""
+        unsettled = [item for item in self._sending if not item.future.done()]
+        left = [item.row for item in (*unsettled, *self._queue)] + [row for _, row, _ in self._retrying.values()]
+        for row in left:
+            log.error("AUDIT_ROW_DROPPED trace=%s: not written (the service stopped first)", row.trace_id)
+        return len(left)
 
 
 async def committed_within(
