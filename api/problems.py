@@ -178,6 +178,7 @@ EXCEPTION_HANDLERS = {
     asyncpg.exceptions.OperatorInterventionError: on_database_unavailable,
     asyncpg.TooManyConnectionsError: on_database_unavailable,
     asyncpg.InterfaceError: on_database_unavailable,
+    asyncpg.InternalClientError: on_database_unavailable,  # a pooled connection whose server died idle
     asyncpg.exceptions._base.DataError: on_bug,
     ConnectionError: on_database_unavailable,
     TimeoutError: on_database_unavailable,

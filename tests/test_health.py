@@ -25,6 +25,22 @@ async def test_health_reports_the_database_and_pgvector(client, pool):
     assert {"size", "idle", "max"} <= set(body["pool"]) and body["version"] and body["timestamp"]
 
 
+async def test_a_connection_whose_server_died_idle_makes_health_503_not_500(client, monkeypatch):
+    # What asyncpg raised on a pooled connection after the server was killed under the service
+    # (tests/test_embedded_server.py met it): the deep check must call that unhealthy, not crash.
+    import asyncpg
+
+    from api.routes import health
+
+    async def probe(conn):
+        raise asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+
+    monkeypatch.setattr(health.db_health, "probe", probe)
+    response = await client.get("/api/v1/health")
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["status"] == "unhealthy"
+
+
 async def test_head_on_health_answers_without_a_body(client):
     response = await client.head("/api/v1/health")
     assert response.status_code == 200 and response.content == b""

@@ -15,7 +15,7 @@ from api.paths import HEALTH_PATH, LIVE_PATH
 from api.request_metrics import mark_unavailable
 from api.schemas.service import Health, Live
 from db import health as db_health
-from db.pool import DatabaseUnavailable, lend, pool_figures, why_unavailable
+from db.pool import UNAVAILABLE_ERRORS, lend, pool_figures, why_unavailable
 
 VERSION = "1.0.0"
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ async def health(request: Request) -> Response:
                 database = await db_health.probe(conn)
     except TimeoutError:
         reason = f"database did not answer within {settings.health_timeout:g}s"
-    except (DatabaseUnavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
         reason = f"database unavailable: {why_unavailable(exc)}"
     else:
         return answer(Health, {"status": "healthy", **body, "database": database})
