@@ -114,24 +114,32 @@ def _release(pgdata: Path) -> None:
 
 
 def _stop_at_exit(server) -> None:
-    """The library's exit hook (the last owner stops the server), except for a server that died while
-    this process used it (kill -9, the OOM killer): that is one line here, where the library would try
-    to stop it, log pg_ctl's failure and raise from the exit hook (a traceback after a clean exit)."""
+    """The library's exit hook (the last owner stops the server), for the server that runs now.
+
+    If the one this process started died while it ran (kill -9, the OOM killer), the library would
+    try to stop the dead one, log pg_ctl's failure and raise from the exit hook (a traceback after a
+    clean exit), and a server another process started since on the same data dir (an admin command
+    does, when it finds none) would be left running by its last owner. Here the dead one is one log
+    line, and the running one, if any, is the one stopped."""
     postmaster = server._postmaster_info
     if postmaster is not None and not _running(postmaster.process):
         log.warning(
-            "embedded PostgreSQL in %s had stopped before this process exited (pid %d)",
-            server.pgdata,
-            postmaster.process.pid,
+            "embedded PostgreSQL in %s had stopped before this process exited (pid %d)", server.pgdata, postmaster.pid
         )
-        server._postmaster_info = None  # nothing to stop; the library still drops this process as an owner
+        library = _library()
+        current = library.utils.PostmasterInfo.read_from_pgdata(server.pgdata)
+        if current is not None and not (_running(current.process) and _is_postmaster_of(current.pid, server.pgdata)):
+            current = None
+        server._postmaster_info = current  # None: nothing to stop; the library still drops this owner
     try:
         server._cleanup()
     except psutil.Error as exc:  # it died in the moment between the look above and the library's stop
         log.warning("embedded PostgreSQL in %s had stopped before this process exited: %s", server.pgdata, exc)
 
 
-def _running(process: psutil.Process) -> bool:
+def _running(process: psutil.Process | None) -> bool:
+    if process is None:
+        return False
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

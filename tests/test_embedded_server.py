@@ -258,8 +258,24 @@ def test_a_service_whose_server_was_killed_exits_cleanly_and_says_so_in_one_line
     wait_for(lambda: service.status() == 503, START_TIMEOUT, "the health check to report the database gone")
     assert stop(service) == 0
     log = service.log()
-    assert "Traceback" not in log, log[-3000:]
+    assert "Traceback" not in log, log[max(0, log.find("Traceback") - 1500) :][:4000]
     assert "had stopped before this process exited" in log
+
+
+def test_a_server_an_admin_command_restarted_under_a_service_stops_with_the_service(data_dir):
+    service = data_dir.serve()
+    [killed] = data_dir.postmasters()
+    os.kill(killed, signal.SIGKILL)
+    wait_for(lambda: service.status() == 503, START_TIMEOUT, "the health check to report the database gone")
+    listed = data_dir.admin("institution", "list")  # finds no server and starts one
+    assert listed.returncode == 0, listed.stderr
+    [restarted] = data_dir.postmasters()
+    assert restarted != killed
+    wait_for(lambda: service.status() == 200, START_TIMEOUT, "the service to reconnect to the restarted server")
+    assert stop(service) == 0
+    wait_for(lambda: not postgres_in(data_dir.pgdata), STOP_TIMEOUT, "the restarted server to stop with its last owner")
+    log = service.log()
+    assert "Traceback" not in log, log[max(0, log.find("Traceback") - 1500) :][:4000]
 
 
 def test_services_starting_together_on_a_new_data_dir_share_one_server(data_dir):
