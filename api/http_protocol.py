@@ -19,11 +19,12 @@ keeps httptools' throughput and answers 431 problem+json like the service's othe
 
 from __future__ import annotations
 
-import json
+import asyncio
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.connection_watch import CONNECTION_KEY, ConnectionWatch
+from api.refusals import REFUSAL_AUDIT_WAIT, refusal_response, refusal_row
 
 MAX_HEADER_BYTES = 65536
 # After the 431 the write side is shut and the rest of the oversized head is read and dropped for
@@ -33,17 +34,6 @@ LINGER_SECONDS = 2.0
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 JOIN_MAX_BYTES = 65536  # a first body chunk up to this size is joined to the head in one write
-
-_PROBLEM = json.dumps(
-    {
-        "type": "https://don-research.example/problems/request-header-fields-too-large",
-        "title": "Request Header Fields Too Large",
-        "status": 431,
-        "detail": f"request headers exceed {MAX_HEADER_BYTES} bytes",
-        "trace_id": None,
-    },
-    separators=(",", ":"),
-).encode()
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -73,6 +63,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refusing = False  # over the limit: 431 goes out once earlier responses are done
         self._ignoring = False  # refusing, or after an upgrade request: further bytes are dropped
         self._watch: ConnectionWatch | None = None
+        self._refusal: asyncio.Task | None = None  # a refusal's answer, waiting for its audit row
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -148,19 +139,40 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return self.cycle is None or self.cycle.response_complete
 
     def _send_431(self) -> None:
-        content = [STATUS_LINE[431]]
-        for name, value in self.server_state.default_headers:
-            content.extend([name, b": ", value, b"\r\n"])
-        content.extend(
-            [
-                b"content-type: application/problem+json\r\n",
-                b"content-length: " + str(len(_PROBLEM)).encode("ascii") + b"\r\n",
-                b"connection: close\r\n",
-                b"\r\n",
-                _PROBLEM,
-            ]
-        )
-        self.transport.write(b"".join(content))
+        self._refuse_audited(431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to bytes llhttp cannot parse (an unknown method, a negative Content-Length):
+        # text/plain with no trace id and no audit row. Here it is a request like any other refusal.
+        self._ignoring = True
+        self._refuse_audited(400, "the request is not valid HTTP/1.1")
+
+    def _refuse_audited(self, status: int, detail: str) -> None:
+        """Queue the refusal's audit row (api/refusals.py), then answer once it is in or after the wait."""
+        target = getattr(self, "url", b"") or None
+        method = None
+        if target:  # the parser has read the request line
+            try:
+                method = self.parser.get_method().decode("latin-1")
+            except Exception:  # httptools raises its own errors for a method it never finished
+                method = None
+        peer = self.transport.get_extra_info("peername")
+        row = refusal_row(status, method, target, peer, self._head_bytes)
+        writer = (self.app_state or {}).get("audit_writer")
+        if writer is None:  # no lifespan (never in the service): answer without a row
+            self._answer_refusal(status, detail, row.trace_id)
+            return
+        self._refusal = self.loop.create_task(self._answer_after_row(writer, row, status, detail))
+
+    async def _answer_after_row(self, writer, row, status: int, detail: str) -> None:
+        try:
+            await writer.write_briefly(row, REFUSAL_AUDIT_WAIT)
+        finally:
+            if not self.transport.is_closing():
+                self._answer_refusal(status, detail, row.trace_id)
+
+    def _answer_refusal(self, status: int, detail: str, trace_id: str) -> None:
+        self.transport.write(refusal_response(status, detail, trace_id, self.server_state.default_headers))
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self.flow.resume_reading()  # drain (and drop) what the client is still sending

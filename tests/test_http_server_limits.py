@@ -13,6 +13,8 @@ import time
 import pytest
 
 from api.http_protocol import MAX_HEADER_BYTES
+from api.refusals import UNREAD
+from tests.conftest import audit_rows
 from tests.live_service import LIVE, read_response, serving
 
 WS_WARNING = "No supported WebSocket library"
@@ -58,6 +60,7 @@ async def test_an_oversized_head_gets_431_quickly_and_the_connection_is_closed(s
     problem = json.loads(body)
     assert problem["status"] == 431 and problem["title"] == "Request Header Fields Too Large"
     assert str(MAX_HEADER_BYTES) in problem["detail"]
+    assert problem["trace_id"] == headers["x-trace-id"]
     # The server closes the connection: EOF (or a reset, if it gave up on the rest of the head).
     try:
         assert await asyncio.wait_for(reader.read(), 5) == b""
@@ -120,3 +123,36 @@ async def test_upgrade_and_connect_get_a_plain_http_answer_without_the_websocket
     await asyncio.sleep(0.1)  # let the server's log line, if any, reach the file
     log = service.log()
     assert WS_WARNING not in log and "Unsupported upgrade request" not in log
+
+
+@pytest.mark.parametrize(
+    "head, action, method",
+    [
+        (
+            f"GET {LIVE}?token=secret HTTP/1.1\r\nHost: test\r\nCookie: {'c' * 2 * MAX_HEADER_BYTES}\r\n\r\n",
+            f"GET {LIVE}",
+            "GET",
+        ),
+        (f"GET {LIVE} HTTP/1.1\r\nHost: test\r\nContent-Length: -1\r\n\r\n", f"GET {LIVE}", "GET"),
+        ("FOO / HTTP/1.1\r\nHost: test\r\n\r\n", UNREAD, None),
+        ("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", UNREAD, None),  # a TLS hello on the plain port
+    ],
+    ids=["431", "negative-content-length", "unknown-method", "tls-hello"],
+)
+async def test_a_request_the_http_layer_refuses_has_its_audit_row_and_trace_id(service, pool, head, action, method):
+    # Refused before the app sees it, it is still a request: one row, and the trace id to quote.
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    try:
+        writer.write(head.encode("latin-1"))
+        status, headers, body = await asyncio.wait_for(read_response(reader), 10)
+    finally:
+        writer.close()
+    problem = json.loads(body)
+    assert status == problem["status"] and status in (400, 431)
+    assert headers["content-type"] == "application/problem+json"
+    assert problem["trace_id"] == headers["x-trace-id"]
+    [row] = await audit_rows(pool, problem["trace_id"], wait=5)
+    assert row["action"] == action and row["institution"] == "anonymous"
+    assert row["metadata"]["status_code"] == status and row["metadata"]["method"] == method
+    assert row["metadata"]["refused_by"] == "http_parser" and str(row["ip_address"]).startswith("127.0.0.1")
+    assert "secret" not in json.dumps(row, default=str)
