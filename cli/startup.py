@@ -11,6 +11,7 @@ import asyncpg
 
 from core.config import Settings
 from db import embedded, migrations, sql
+from db.pool import why_unavailable
 
 APPLIED_MIGRATIONS = sql.statement("applied_migrations")
 VECTOR_EXTENSION = sql.statement("vector_extension")
@@ -62,7 +63,7 @@ async def wait_for_database(dsn: str, settings: Settings) -> None:
             if time.monotonic() + delay >= deadline:
                 raise StartupError(
                     f"database {describe(dsn)} unreachable after {settings.startup_timeout:g}s: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{str(exc) or why_unavailable(exc)}"  # a timeout's message is empty: say "timed out"
                 ) from None
             log.warning(
                 "database %s not reachable yet (%s); retrying in %.2fs", describe(dsn), type(exc).__name__, delay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,27 @@ def test_an_unreachable_database_exits_after_a_bounded_retry():
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "unreachable" in error_lines[0]
     assert "Traceback" not in result.stderr and "secretpw" not in result.stderr
+
+
+def test_a_database_that_never_answers_exits_saying_it_timed_out():
+    # A listener that completes TCP handshakes and never says a word (a stopped server, a blackhole):
+    # the connection attempt times out, and a timeout's message is empty.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        result = run_app(
+            {
+                "DATABASE_URL": f"postgresql://u:secretpw@127.0.0.1:{port}/db",
+                "DB_STARTUP_TIMEOUT": "1.5",
+                "DB_CONNECT_TIMEOUT": "0.5",
+            },
+            "serve",
+            timeout=30,
+        )
+    assert result.returncode == 1
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "unreachable" in error and error.endswith("timed out"), error
 
 
 def test_a_database_without_the_migrations_refuses_to_start(server_url):
