@@ -57,8 +57,12 @@ class AuthMiddleware:
             scope["audit"]["metadata"].update(token_id=outcome.token_id, token_prefix=outcome.token_prefix)
             await self.app(scope, receive, send)
             return
-        status, reason = outcome
+        status, reason, known = outcome
         scope["audit"]["metadata"]["auth_failure"] = reason
+        if known is not None:  # a real token, refused: the row says whose (the client is told nothing)
+            slug, token_id, token_prefix = known
+            scope["audit"]["institution"] = slug
+            scope["audit"]["metadata"].update(token_id=token_id, token_prefix=token_prefix)
         if status == 403:
             response = problem_response(403, "this institution's access is disabled", scope.get("trace_id"))
         else:
@@ -70,12 +74,12 @@ class AuthMiddleware:
             )
         await response(scope, receive, send)
 
-    async def _authenticate(self, scope: Scope) -> Caller | tuple[int, str]:
+    async def _authenticate(self, scope: Scope) -> Caller | tuple[int, str, tuple | None]:
         if token_in_query(scope.get("query_string", b"")):
-            return 401, "token_in_query"
+            return 401, "token_in_query", None
         presented = _bearer(scope)
         if presented is None:
-            return 401, "missing"
+            return 401, "missing", None
         state = scope["state"]
         cache: TTLCache = state["token_cache"]
         digest = tokens.digest(presented)
@@ -86,22 +90,23 @@ class AuthMiddleware:
         if outcome is not None:
             return outcome
         if not tokens.well_formed(presented):
-            return 401, "malformed"
+            return 401, "malformed", None
         async with lend(state["pool"], state["settings"].acquire_timeout) as conn:
             row = await find_token(conn, digest)
         if row is None:
-            return 401, "unknown"
+            return 401, "unknown", None
         outcome = _outcome(row)
         cache.put(digest, outcome)
         return outcome
 
 
-def _outcome(row) -> Caller | tuple[int, str]:
-    """What a token's row means for its bearer."""
+def _outcome(row) -> Caller | tuple[int, str, tuple | None]:
+    """What a token's row means for its bearer: a Caller, or (status, reason, whose token) for the row."""
+    known = (row["slug"], row["token_id"], row["prefix"])
     if row["revoked_at"] is not None:
-        return 401, "revoked"
+        return 401, "revoked", known
     if row["disabled_at"] is not None:
-        return 403, "institution_disabled"
+        return 403, "institution_disabled", known
     return Caller(
         institution_id=row["institution_id"],
         slug=row["slug"],

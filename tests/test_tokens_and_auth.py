@@ -92,6 +92,10 @@ async def test_a_revoked_token_gets_the_same_401(client, pool, institution, trac
     assert response.status_code == 401
     [row] = await audit_rows(pool, trace_id)
     assert row["metadata"]["auth_failure"] == "revoked"
+    # The client learns nothing, the trail whose token it was: an institution can see its revoked
+    # tokens still being tried (GET /api/v1/audit), a compliance officer which institution to ask.
+    assert row["institution"] == institution.slug
+    assert row["metadata"]["token_prefix"] == tokens.public_prefix(institution.token)
 
 
 async def test_a_token_in_the_query_string_is_refused(client, institution, pool, trace_id):
@@ -107,6 +111,9 @@ async def test_a_disabled_institution_gets_403(client, pool, trace_id):
     await pool.execute("UPDATE institutions SET disabled_at = now() WHERE id = $1", inst.id)
     response = await client.get("/api/v1/usage", headers={**inst.headers, "X-Request-ID": trace_id})
     assert response.status_code == 403 and response.headers["content-type"] == "application/problem+json"
+    [row] = await audit_rows(pool, trace_id)
+    assert row["institution"] == inst.slug and row["metadata"]["auth_failure"] == "institution_disabled"
+    assert row["metadata"]["token_prefix"] == tokens.public_prefix(inst.token)
 
 
 async def test_the_audit_row_names_the_institution_and_token_never_the_token_itself(
