@@ -22,6 +22,7 @@ from api.ratelimit import RateLimitMiddleware
 from api.request_metrics import RequestMeter
 from api.routes import audit_trail, collections, docs, genomics, health, jobs, metrics, qac, usage, vectors
 from api.routes.contract import openapi_endpoints
+from api.trailing_slash import redirect_slashes_relatively
 from cli.startup import prepare
 from core.config import Settings
 from core.metrics import ServiceMetrics
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> AuditMiddleware:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    redirect_slashes_relatively(app.router)
     return AuditMiddleware(
         app,
         max_body_bytes=settings.max_body_bytes,

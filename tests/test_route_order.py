@@ -48,3 +48,13 @@ def test_the_busiest_paths_are_tried_first():
     paths = [r.path for r in _routes()]
     assert paths[:2] == ["/api/v1/health", "/api/v1/health/live"]
     assert paths.index("/api/v1/collections/{name}/vectors/{vector_id:path}") < paths.index("/api/v1/usage")
+
+
+async def test_a_trailing_slash_is_redirected_relatively_never_to_the_host_the_client_named(client, institution):
+    headers = {**institution.headers, "Host": "evil.example"}
+    response = await client.get("/api/v1/usage/?x=1", headers=headers, follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "/api/v1/usage?x=1"
+    followed = await client.get("/api/v1/usage/", headers=institution.headers, follow_redirects=True)
+    assert followed.status_code == 200 and followed.url.path == "/api/v1/usage"
+    missing = await client.get("/api/v1/nothing-here/", headers=institution.headers, follow_redirects=False)
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
