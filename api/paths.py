@@ -8,8 +8,9 @@ HEALTH_PATH = "/api/v1/health"
 LIVE_PATH = "/api/v1/health/live"
 HEALTH_PATHS = frozenset({HEALTH_PATH, LIVE_PATH})
 # Outside /api/v1 nothing needs a token (the docs page, its assets, the OpenAPI document);
-# inside it only the health paths are open. Every path is audited all the same.
-PUBLIC_API_PATHS = HEALTH_PATHS
+# inside it only the health paths are open (with a trailing slash too: the router redirects those to
+# the path itself, and a probe must not get 401 for it). Every path is audited all the same.
+PUBLIC_API_PATHS = HEALTH_PATHS | {path + "/" for path in HEALTH_PATHS}
 # Prometheus' scrape: outside /api/v1, so no API token opens it; it checks METRICS_TOKEN itself.
 METRICS_PATH = "/metrics"
 

@@ -58,3 +58,9 @@ async def test_a_trailing_slash_is_redirected_relatively_never_to_the_host_the_c
     assert followed.status_code == 200 and followed.url.path == "/api/v1/usage"
     missing = await client.get("/api/v1/nothing-here/", headers=institution.headers, follow_redirects=False)
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health/", "/api/v1/health/live/"])
+async def test_a_probe_with_a_trailing_slash_is_redirected_without_a_token(client, path):
+    response = await client.get(path, follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == path.rstrip("/")
