@@ -121,12 +121,14 @@ def _stop_at_exit(server) -> None:
     clean exit), and a server another process started since on the same data dir (an admin command
     does, when it finds none) would be left running by its last owner. Here the dead one is one log
     line, and the running one, if any, is the one stopped."""
+    library = _library()
+    if library.PostgresServer._instances.get(server.pgdata) is not server:
+        return  # stopped already by an explicit cleanup() (the benchmarks do): nothing left to do
     postmaster = server._postmaster_info
     if postmaster is not None and not _running(postmaster.process):
         log.warning(
             "embedded PostgreSQL in %s had stopped before this process exited (pid %d)", server.pgdata, postmaster.pid
         )
-        library = _library()
         current = library.utils.PostmasterInfo.read_from_pgdata(server.pgdata)
         if current is not None and not (_running(current.process) and _is_postmaster_of(current.pid, server.pgdata)):
             current = None
