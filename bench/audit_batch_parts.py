@@ -25,13 +25,10 @@ Prints only; compare parts within one run, not figures across machines.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 
 from bench.audit_chain import request_row  # noqa: E402
-from bench.processes import Cleanup, start_embedded  # noqa: E402
+from bench.processes import run_on_embedded  # noqa: E402
 from db import sql  # noqa: E402
 from db.audit import batch_json  # noqa: E402
 
@@ -134,10 +131,4 @@ if __name__ == "__main__":
     parser.add_argument("--batches", type=int, default=150, help="batches per part and round (default 150)")
     parser.add_argument("--rounds", type=int, default=10, help="rounds, the parts in a new order each (default 10)")
     arguments = parser.parse_args()
-    cleanup = Cleanup()
-    try:
-        workdir = Path(tempfile.mkdtemp(prefix="don-bench-batch-"))
-        cleanup.push("temp dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
-        asyncio.run(main(arguments, start_embedded(workdir, cleanup)))
-    finally:
-        cleanup.run()
+    run_on_embedded(lambda url: main(arguments, url), "don-bench-batch-")

@@ -3,17 +3,20 @@ orderly stops, a throwaway embedded database."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +95,17 @@ def start_embedded(workdir: Path, cleanup: Cleanup) -> str:
     applied = migrations.apply(dsn)
     print(f"  migrated ({', '.join(applied) or 'schema already current'})", flush=True)
     return dsn
+
+
+def run_on_embedded(main: Callable[[str], Awaitable[None]], prefix: str) -> None:
+    """asyncio.run(main(url)) on an embedded PostgreSQL in a new temp dir; both are gone afterwards."""
+    cleanup = Cleanup()
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        cleanup.push("temp dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
+        asyncio.run(main(start_embedded(workdir, cleanup)))
+    finally:
+        cleanup.run()
 
 
 def stop_embedded(data_dir: Path) -> None:

@@ -18,12 +18,9 @@ Prints only; compare the ratio, not figures across machines.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,7 +32,7 @@ import asyncpg  # noqa: E402
 
 from api.trace import mint  # noqa: E402
 from bench.audit_chain import request_row  # noqa: E402
-from bench.processes import Cleanup, start_embedded  # noqa: E402
+from bench.processes import run_on_embedded  # noqa: E402
 from db.audit import insert_rows  # noqa: E402
 
 BATCH = 32  # rows: the live path's batch at 64 connections
@@ -97,10 +94,4 @@ if __name__ == "__main__":
     parser.add_argument("--batches", type=int, default=300, help="batches per kind and round (default 300)")
     parser.add_argument("--rounds", type=int, default=6, help="rounds, the kinds alternating (default 6)")
     arguments = parser.parse_args()
-    cleanup = Cleanup()
-    try:
-        workdir = Path(tempfile.mkdtemp(prefix="don-bench-trace-"))
-        cleanup.push("temp dir", lambda: shutil.rmtree(workdir, ignore_errors=True))
-        asyncio.run(main(arguments, start_embedded(workdir, cleanup)))
-    finally:
-        cleanup.run()
+    run_on_embedded(lambda url: main(arguments, url), "don-bench-trace-")
