@@ -24,8 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from db.audit import insert_rows
+from db.audit_lookup import committed_within
 from db.pool import UNAVAILABLE_ERRORS
-from workers.audit_writer import LOOKUP_TIMEOUT, LOOKUP_WINDOW, committed_within
+from workers.audit_writer import LOOKUP_TIMEOUT, LOOKUP_WINDOW
 
 log = logging.getLogger(__name__)
 

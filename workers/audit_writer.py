@@ -15,14 +15,13 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
 from core.logs import trace_id_var
 from core.metrics import ServiceMetrics
 from db.audit import AuditRow, AuditWriteFailed, insert_rows
-from db.audit_lookup import committed
+from db.audit_lookup import committed, committed_within
 from db.pool import UNAVAILABLE_ERRORS, lend
 from workers import timer_wheel
 
@@ -275,27 +274,6 @@ class AuditWriter:
         for row in left:
             log.error("AUDIT_ROW_DROPPED trace=%s: not written (the service stopped first)", row.trace_id)
         return len(left)
-
-
-async def committed_within(
-    pool: asyncpg.Pool,
-    keys: list[tuple[str, datetime]],
-    *,
-    window: float,
-    attempt_timeout: float,
-    acquire_timeout: float,
-) -> set[tuple[str, datetime]] | None:
-    """`committed`, asked again on fresh connections until one answers or `window` seconds pass
-    (a database restart takes a second or two); None if none answered."""
-    give_up = asyncio.get_running_loop().time() + window
-    while True:
-        try:
-            async with asyncio.timeout(attempt_timeout), lend(pool, acquire_timeout) as conn:
-                return await committed(conn, keys)
-        except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError):
-            if asyncio.get_running_loop().time() >= give_up:
-                return None
-            await asyncio.sleep(0.2)
 
 
 def _stop_waiting(future: asyncio.Future) -> None:
