@@ -6,7 +6,7 @@ server; the last owner to exit stops it. The library keeps the owners' pids in
 owner that died without exiting (kill -9, OOM) used to stay listed forever and no later clean exit
 ever stopped the server. Here owners are also recorded with their process start time
 (`pg/.owners.json`, so a reused pid is not mistaken for a live owner; on Linux the kernel's tick
-count, which a change of the clock does not move), and dead owners are dropped
+count, which a change of the clock does not move: db/embedded_owners.py), and dead owners are dropped
 when a process starts and when it exits: the next process re-adopts the orphaned server (one server,
 never a second one) and its clean exit stops it.
 
@@ -21,7 +21,6 @@ it holds while starting and stopping servers.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import time
@@ -30,14 +29,10 @@ from pathlib import Path
 
 import psutil
 
+from db import embedded_owners as owners
+
 log = logging.getLogger(__name__)
 
-OWNERS_FILE = ".owners.json"  # {pid: when it started (_start_mark)}, beside the library's .handle_pids.json
-# How far apart two wall-clock start times of one process may be, where the kernel's tick count cannot
-# be read (not Linux, or a record an older version wrote). Wider errs on the safe side: a dead owner
-# taken for alive only leaves its server running, a live one taken for dead has it stopped under it.
-START_TOLERANCE = 1.0
-HANDLES_FILE = ".handle_pids.json"
 READY_TIMEOUT = 30.0  # a live postmaster still starting up (e.g. crash recovery) gets this long
 LEFTOVER_TIMEOUT = 10.0  # backends of a killed postmaster exit on their own within moments
 _released: set[Path] = set()  # data dirs whose exit hook this process registered
@@ -61,7 +56,7 @@ def start(data_dir: Path) -> str:
     if existing is not None:  # this process already owns it
         return existing.get_uri()
     with library.PostgresServer._lock:
-        forgotten = _prune_owners(pgdata)
+        forgotten = owners.prune(pgdata)
         if forgotten:
             log.warning(
                 "embedded PostgreSQL in %s: forgot %d owner process(es) that exited without stopping it (%s); "
@@ -73,9 +68,7 @@ def start(data_dir: Path) -> str:
         _clear_stale_postmaster_pid(pgdata)
     server = library.get_server(pgdata, cleanup_mode="stop")
     with library.PostgresServer._lock:
-        owners = _read_json(pgdata / OWNERS_FILE, {})
-        owners[str(os.getpid())] = _start_mark(os.getpid())
-        _write_json(pgdata / OWNERS_FILE, owners)
+        owners.record(pgdata, os.getpid())
     if pgdata not in _released:
         _released.add(pgdata)
         atexit.unregister(server._cleanup)
@@ -86,11 +79,6 @@ def start(data_dir: Path) -> str:
     uri = server.get_uri()
     log.info("embedded PostgreSQL ready in %s", pgdata)
     return uri
-
-
-def owners(pgdata: Path) -> list[int]:
-    """The pids the library counts as owners of the server in `pgdata` (dead ones included)."""
-    return list(_read_json(Path(pgdata) / HANDLES_FILE, []))
 
 
 def _library():
@@ -105,10 +93,8 @@ def _release(pgdata: Path) -> None:
     library = _library()
     try:
         with library.PostgresServer._lock:
-            _prune_owners(pgdata)
-            owners = _read_json(pgdata / OWNERS_FILE, {})
-            if owners.pop(str(os.getpid()), None) is not None:
-                _write_json(pgdata / OWNERS_FILE, owners)
+            owners.prune(pgdata)
+            owners.forget(pgdata, os.getpid())
     except OSError as exc:  # the data dir went away; the library's hook copes on its own
         log.warning("embedded PostgreSQL in %s: could not update its owners at exit: %s", pgdata, exc)
 
@@ -146,63 +132,6 @@ def _running(process: psutil.Process | None) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-def _prune_owners(pgdata: Path) -> list[int]:
-    """Remove owners that are no longer running from both lists; returns their pids. Under the lock."""
-    handles = _read_json(pgdata / HANDLES_FILE, [])
-    started = _read_json(pgdata / OWNERS_FILE, {})
-    dead = [pid for pid in handles if not _owner_alive(pid, started.get(str(pid)))]
-    dead_records = [pid for pid in started if int(pid) not in handles or int(pid) in dead]
-    if dead:
-        _write_json(pgdata / HANDLES_FILE, [pid for pid in handles if pid not in dead])
-    if dead_records:
-        _write_json(pgdata / OWNERS_FILE, {pid: t for pid, t in started.items() if pid not in dead_records})
-    return dead
-
-
-def _owner_alive(pid: int, record) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if record is None:
-            return True
-        # Same pid, started at another moment: the owner died and its pid went to another process.
-        if isinstance(record, dict) and record.get("ticks") is not None:
-            ticks = _ticks(pid)
-            if ticks is not None:
-                return ticks == record["ticks"]
-        started = record.get("started") if isinstance(record, dict) else record
-        return started is None or abs(process.create_time() - started) < START_TOLERANCE
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True  # cannot tell: keep it (never stop a server someone may be using)
-
-
-def _start_mark(pid: int) -> dict:
-    """When `pid` started: in the kernel's clock ticks since boot (Linux), and as wall-clock time.
-
-    The tick count never changes for a process. psutil's create_time is the boot time plus it, and
-    the boot time is derived from the clock, so it moves when the clock is stepped: a live service's
-    start time once read 4 s later than recorded, and an admin command then stopped its server."""
-    mark: dict = {"started": psutil.Process(pid).create_time()}
-    ticks = _ticks(pid)
-    if ticks is not None:
-        mark["ticks"] = ticks
-    return mark
-
-
-def _ticks(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (starttime); None where there is no /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])  # the name, field 2, may hold spaces and ")"
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _clear_stale_postmaster_pid(pgdata: Path) -> None:
@@ -287,19 +216,3 @@ def _read_lines(path: Path) -> list[str] | None:
         return path.read_text().splitlines()
     except FileNotFoundError:
         return None
-
-
-def _read_json(path: Path, default):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return default
-    except ValueError:  # torn or hand-edited: start over rather than refuse to start
-        log.warning("embedded PostgreSQL: ignoring unreadable %s", path)
-        return default
-
-
-def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, path)

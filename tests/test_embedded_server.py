@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from db import embedded
+from db import embedded_owners
 from tests.live_service import LIVE, ROOT, free_port
 
 START_TIMEOUT = 60.0
@@ -180,12 +180,12 @@ def test_after_a_crash_the_next_service_adopts_the_running_server_and_its_clean_
     [server] = data_dir.postmasters()
     crash(first)
     assert data_dir.postmasters() == [server], "a crash of its owner does not take the server down"
-    assert first.pid in embedded.owners(data_dir.pgdata), "the dead owner is still listed"
+    assert first.pid in embedded_owners.listed(data_dir.pgdata), "the dead owner is still listed"
 
     second = data_dir.serve()
     assert data_dir.postmasters() == [server], "re-adopted: no second server on the same data"
     second.assert_healthy()
-    assert embedded.owners(data_dir.pgdata) == [second.pid]
+    assert embedded_owners.listed(data_dir.pgdata) == [second.pid]
     assert "adopts the server" in second.log()
 
     assert stop(second) == 0
@@ -251,33 +251,6 @@ def test_a_stale_postmaster_pid_never_blocks_a_start_nor_names_the_server(data_d
             bystander.wait(10)
 
 
-def test_a_service_whose_server_was_killed_exits_cleanly_and_says_so_in_one_line(data_dir):
-    service = data_dir.serve()
-    [server] = data_dir.postmasters()
-    os.kill(server, signal.SIGKILL)  # the database dies under a running service (OOM killer, kill -9)
-    wait_for(lambda: service.status() == 503, START_TIMEOUT, "the health check to report the database gone")
-    assert stop(service) == 0
-    log = service.log()
-    assert "Traceback" not in log, log[max(0, log.find("Traceback") - 1500) :][:4000]
-    assert "had stopped before this process exited" in log
-
-
-def test_a_server_an_admin_command_restarted_under_a_service_stops_with_the_service(data_dir):
-    service = data_dir.serve()
-    [killed] = data_dir.postmasters()
-    os.kill(killed, signal.SIGKILL)
-    wait_for(lambda: service.status() == 503, START_TIMEOUT, "the health check to report the database gone")
-    listed = data_dir.admin("institution", "list")  # finds no server and starts one
-    assert listed.returncode == 0, listed.stderr
-    [restarted] = data_dir.postmasters()
-    assert restarted != killed
-    wait_for(lambda: service.status() == 200, START_TIMEOUT, "the service to reconnect to the restarted server")
-    assert stop(service) == 0
-    wait_for(lambda: not postgres_in(data_dir.pgdata), STOP_TIMEOUT, "the restarted server to stop with its last owner")
-    log = service.log()
-    assert "Traceback" not in log, log[max(0, log.find("Traceback") - 1500) :][:4000]
-
-
 def test_services_starting_together_on_a_new_data_dir_share_one_server(data_dir):
     services = [data_dir.launch(), data_dir.launch()]
     for service in services:
@@ -285,7 +258,7 @@ def test_services_starting_together_on_a_new_data_dir_share_one_server(data_dir)
     assert len(data_dir.postmasters()) == 1
     for service in services:
         service.assert_healthy()
-    assert sorted(embedded.owners(data_dir.pgdata)) == sorted(service.pid for service in services)
+    assert sorted(embedded_owners.listed(data_dir.pgdata)) == sorted(service.pid for service in services)
     assert [stop(service) for service in services] == [0, 0]
     wait_for(lambda: not postgres_in(data_dir.pgdata), STOP_TIMEOUT, "the shared server to stop")
 
@@ -296,32 +269,11 @@ def test_owners_that_died_or_whose_pid_went_to_another_process_are_not_counted(t
     bystander = subprocess.Popen(["sleep", "60"])
     try:
         me = psutil.Process()
-        (tmp_path / embedded.HANDLES_FILE).write_text(f"[{me.pid}, {finished.pid}, {bystander.pid}]")
+        (tmp_path / embedded_owners.HANDLES_FILE).write_text(f"[{me.pid}, {finished.pid}, {bystander.pid}]")
         started = {str(me.pid): me.create_time(), str(bystander.pid): psutil.Process(bystander.pid).create_time() - 60}
-        (tmp_path / embedded.OWNERS_FILE).write_text(json.dumps(started))
-        assert sorted(embedded._prune_owners(tmp_path)) == sorted([finished.pid, bystander.pid])
-        assert embedded.owners(tmp_path) == [me.pid]
+        (tmp_path / embedded_owners.OWNERS_FILE).write_text(json.dumps(started))
+        assert sorted(embedded_owners.prune(tmp_path)) == sorted([finished.pid, bystander.pid])
+        assert embedded_owners.listed(tmp_path) == [me.pid]
     finally:
         bystander.kill()
         bystander.wait(10)
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the kernel's start ticks are read from /proc")
-def test_a_live_owner_stays_an_owner_when_the_clock_moves_and_a_reused_pid_does_not(tmp_path):
-    # psutil's start time is the boot time plus the kernel's ticks, and the boot time moves with the
-    # clock: a live service once read 4 s off its record, and an admin command stopped its server.
-    me, owner, reused = psutil.Process(), subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sleep", "60"])
-    try:
-        stepped = embedded._start_mark(owner.pid)
-        stepped["started"] += 4.0
-        other = embedded._start_mark(reused.pid)
-        other["ticks"] -= 100  # the pid's earlier holder started a second before this process did
-        (tmp_path / embedded.HANDLES_FILE).write_text(f"[{me.pid}, {owner.pid}, {reused.pid}]")
-        records = {str(me.pid): embedded._start_mark(me.pid), str(owner.pid): stepped, str(reused.pid): other}
-        (tmp_path / embedded.OWNERS_FILE).write_text(json.dumps(records))
-        assert embedded._prune_owners(tmp_path) == [reused.pid]
-        assert embedded.owners(tmp_path) == [me.pid, owner.pid]
-    finally:
-        for process in (owner, reused):
-            process.kill()
-            process.wait(10)
