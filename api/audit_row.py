@@ -74,11 +74,11 @@ def content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 
 def _client_ip(scope: Scope) -> str | None:
     client = scope.get("client")
-    return _as_ip(client[0]) if client else None
+    return as_ip(client[0]) if client else None
 
 
 @functools.lru_cache(maxsize=4096)
-def _as_ip(host: str) -> str | None:
+def as_ip(host: str) -> str | None:
     """The address in canonical form, or None for what inet would refuse (a socket path, a name)."""
     try:
         return str(ipaddress.ip_address(host))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from api.audit_row import _as_ip, clean
+from api.audit_row import as_ip, clean
 from api.trace import mint
 from db.audit import AuditRow
 
@@ -25,7 +25,7 @@ TITLES = {400: "Bad Request", 431: "Request Header Fields Too Large"}
 
 def refusal_row(status: int, method: str | None, target: bytes | None, peer, head_bytes: int) -> AuditRow:
     path = clean(target.split(b"?", 1)[0].decode("latin-1"), 512) if target else None
-    ip = _as_ip(peer[0]) if isinstance(peer, tuple) and peer else None
+    ip = as_ip(peer[0]) if isinstance(peer, tuple) and peer else None
     return AuditRow(
         occurred_at=datetime.now(UTC),
         institution="anonymous",
