@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from db.audit import insert_rows
-from db.audit_lookup import committed_within
 from db.pool import UNAVAILABLE_ERRORS
 from workers.audit_writer import LOOKUP_TIMEOUT, LOOKUP_WINDOW
+from workers.commit_lookup import committed_within
 
 log = logging.getLogger(__name__)
 

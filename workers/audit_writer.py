@@ -21,9 +21,10 @@ import asyncpg
 from core.logs import trace_id_var
 from core.metrics import ServiceMetrics
 from db.audit import AuditRow, AuditWriteFailed, insert_rows
-from db.audit_lookup import committed, committed_within
+from db.audit_lookup import committed
 from db.pool import UNAVAILABLE_ERRORS, lend
 from workers import timer_wheel
+from workers.commit_lookup import committed_within
 
 log = logging.getLogger(__name__)
 LOOKUP_TIMEOUT = 1.0  # seconds for one look-up of an ambiguous batch on a fresh connection
